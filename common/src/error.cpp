@@ -29,6 +29,7 @@ public:
         case errc::ddict_full: return "dictionary full";
         case errc::checkpoint_retired: return "checkpoint retired";
         case errc::internal: return "internal error";
+        case errc::message_too_large: return "message too large";
         }
         return "unknown dragonx error " + std::to_string(value);
     }

@@ -11,69 +11,33 @@
 #include <spdlog/spdlog.h>
 
 #include <dragonx/common/error.hpp>
-#include <dragonx/common/futex.hpp>
 #include <dragonx/common/log.hpp>
+#include <dragonx/common/robust_mutex.hpp>
+#include <dragonx/common/wait.hpp>
 
 namespace dragonx::pool::detail {
 namespace {
 
 constexpr std::uint64_t one = 1;
 
-inline void cpu_relax() noexcept
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield" ::: "memory");
-#endif
-}
-
-// Re-check period of a blocked allocate(): bounds the delay when a freeing process died
-// between returning its block and waking us.
-constexpr auto max_sleep = std::chrono::milliseconds(50);
-
 }  // namespace
 
 // Holds the heap lock; rebuilds the heap when the previous holder died with it.
 class heap::lock_guard {
 public:
-    explicit lock_guard(heap& h) : heap_(h)
+    explicit lock_guard(heap& h)
+        : lock_(&h.header_->lock, [&h] {
+              h.rebuild();
+              ++h.header_->recoveries;
+              log::get("pool").warn("pool {:016x}: a process died holding the heap lock; heap "
+                                    "rebuilt from the block table",
+                                    h.header_->pool_id);
+          })
     {
-        pthread_mutex_t* m = &h.header_->lock;
-        // Critical sections are a few hundred nanoseconds: try a while before sleeping, since
-        // a futex wake costs tens of microseconds on this class of machine.
-        int rc = EBUSY;
-        // About 1,000 pauses (tens of microseconds) in all, backing off exponentially.
-        for (int spin = 0; spin < 16 && rc == EBUSY; ++spin) {
-            rc = pthread_mutex_trylock(m);
-            if (rc == EBUSY) {
-                for (int i = 0; i < (8 << std::min(spin, 3)); ++i) {
-                    cpu_relax();
-                }
-            }
-        }
-        if (rc == EBUSY) {
-            rc = pthread_mutex_lock(m);
-        }
-        if (rc == EOWNERDEAD) {
-            h.rebuild();
-            ++h.header_->recoveries;
-            pthread_mutex_consistent(m);
-            log::get("pool").warn("pool {:016x}: a process died holding the heap lock; heap "
-                                  "rebuilt from the block table",
-                                  h.header_->pool_id);
-            rc = 0;
-        }
-        if (rc != 0) {
-            throw error(std::error_code(rc, std::system_category()), "pool heap lock");
-        }
     }
-    lock_guard(const lock_guard&) = delete;
-    lock_guard& operator=(const lock_guard&) = delete;
-    ~lock_guard() { pthread_mutex_unlock(&heap_.header_->lock); }
 
 private:
-    heap& heap_;
+    robust_lock lock_;
 };
 
 void heap::format(std::byte* base, const segment_layout& layout)
@@ -87,15 +51,7 @@ void heap::format(std::byte* base, const segment_layout& layout)
     h->top_order = layout.top_order;
     std::copy(std::begin(layout.bit_base), std::end(layout.bit_base), std::begin(h->bit_base));
 
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    const int rc = pthread_mutex_init(&h->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
-    if (rc != 0) {
-        throw error(std::error_code(rc, std::system_category()), "pthread_mutex_init (pool)");
-    }
+    init_robust_mutex(&h->lock);
 
     heap view(base);
     // The tail past usable_size is reserved: cover it with maximal aligned blocks.
@@ -205,30 +161,22 @@ std::optional<std::uint64_t> heap::try_allocate(unsigned order)
 std::uint64_t heap::allocate(unsigned order, timeout limit)
 {
     const auto until = deadline::after(limit);
-    if (auto offset = try_allocate(order)) {
-        return *offset;
+    std::optional<std::uint64_t> offset;
+    // No busy spin: a full pool rarely frees within microseconds, and every look may take
+    // the heap lock. Frees wake us through free_seq.
+    const wait_policy policy{.spin = std::chrono::nanoseconds(0),
+                             .yield = std::chrono::microseconds(20)};
+    const bool got = wait_until(
+        [&] {
+            offset = try_allocate(order);
+            return offset.has_value();
+        },
+        header_->free_seq, header_->waiters, until, policy);
+    if (!got) {
+        throw_error(errc::timeout, "pool " + std::string(header_->run) + ": no free block of " +
+                                       std::to_string(one << order) + " bytes in time");
     }
-    // Announce ourselves before the last look, so a free that races with it wakes us (the
-    // freer publishes its block, then reads `waiters`; both sides use seq_cst).
-    header_->waiters.fetch_add(1, std::memory_order_seq_cst);
-    struct leave {
-        pool_header* h;
-        ~leave() { h->waiters.fetch_sub(1, std::memory_order_relaxed); }
-    } on_exit{header_};
-    for (;;) {
-        const std::uint32_t seq = header_->free_seq.load(std::memory_order_seq_cst);
-        if (auto offset = try_allocate(order)) {
-            return *offset;
-        }
-        const auto left = until.remaining();
-        if (left && left->count() == 0) {
-            throw_error(errc::timeout, "pool " + std::string(header_->run) +
-                                           ": no free block of " +
-                                           std::to_string(one << order) + " bytes in time");
-        }
-        futex_wait(header_->free_seq, seq,
-                   left ? std::min<std::chrono::nanoseconds>(*left, max_sleep) : max_sleep);
-    }
+    return *offset;
 }
 
 void heap::free(std::uint64_t offset, unsigned order)
@@ -255,7 +203,7 @@ void heap::free(std::uint64_t offset, unsigned order)
         }
         heap_give(index, order);
     }
-    wake_waiters();
+    wake_sleepers(header_->free_seq, header_->waiters);
 }
 
 bool heap::is_owned(std::uint64_t offset, unsigned order) const noexcept
@@ -266,15 +214,6 @@ bool heap::is_owned(std::uint64_t offset, unsigned order) const noexcept
     }
     return state(offset >> min_order).load(std::memory_order_relaxed) ==
            make_state(block_kind::owned, order);
-}
-
-void heap::wake_waiters() noexcept
-{
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (header_->waiters.load(std::memory_order_seq_cst) != 0) {
-        header_->free_seq.fetch_add(1, std::memory_order_seq_cst);
-        futex_wake(header_->free_seq, INT_MAX);
-    }
 }
 
 heap_stats heap::stats()

@@ -13,8 +13,8 @@
 //   byte stores; the lock is a robust process-shared mutex. If a holder dies, the next locker
 //   rebuilds the free bitsets from the state table and carries on. A process killed in the
 //   middle of an operation loses at most the block it was allocating or freeing.
-// - try_allocate never blocks beyond the heap lock; allocate waits on a futex (spurious and
-//   missed wake-ups are covered by re-checking at least every 50 ms).
+// - try_allocate never blocks beyond the heap lock; allocate waits with wait_until (wait.hpp),
+//   woken by frees.
 #pragma once
 
 #include <cstdint>
@@ -70,7 +70,6 @@ private:
     std::optional<std::uint32_t> cache_pop(unsigned order) noexcept;
     void cache_push(unsigned order, std::uint32_t index) noexcept;
     [[nodiscard]] std::uint64_t cache_size(unsigned order) const noexcept;
-    void wake_waiters() noexcept;
 
     // Under the lock:
     std::optional<std::uint64_t> heap_take(unsigned order) noexcept;

@@ -424,6 +424,12 @@ void detail::lock_forever_for_test(pool& p)
     p.state().heap.lock_forever_for_test();
 }
 
+pool_info describe(std::string_view pool_descriptor)
+{
+    auto ident = detail::decode_pool(pool_descriptor);
+    return {ident.run, ident.node, ident.id, ident.usable_size, ident.shm_name()};
+}
+
 std::string pool_of(std::string_view allocation_descriptor)
 {
     return detail::encode_pool(detail::decode_allocation(allocation_descriptor).pool);

@@ -32,6 +32,7 @@ enum class errc : int {
     ddict_full = 15,
     checkpoint_retired = 16,
     internal = 17,             // a broken invariant inside dragonx (a bug: please report)
+    message_too_large = 18,    // a message does not fit the buffer or slot offered for it
 };
 
 const std::error_category& dragonx_category() noexcept;

@@ -189,6 +189,19 @@ private:
     std::unique_ptr<detail::pool_state> state_;
 };
 
+/// What a pool descriptor names, read without attaching (and so usable on any node).
+struct pool_info {
+    std::string run;
+    std::uint32_t node;
+    std::uint64_t id;
+    std::uint64_t size;  // usable bytes
+    std::string name;    // shm object name
+};
+
+/// Decodes a pool descriptor without attaching. Throws errc::malformed_descriptor or
+/// errc::version_mismatch.
+[[nodiscard]] pool_info describe(std::string_view pool_descriptor);
+
 /// The pool descriptor contained in an allocation descriptor (to attach the pool first).
 /// Throws errc::malformed_descriptor.
 [[nodiscard]] std::string pool_of(std::string_view allocation_descriptor);
