@@ -383,14 +383,24 @@ allocation pool::attach_allocation(std::string_view descriptor)
                                                 ref.pool.shm_name() + ", not to " +
                                                 s.identity.shm_name());
     }
-    if (ref.size > s.identity.usable_size ||
-        !s.heap.is_owned(ref.offset, detail::order_for(ref.size))) {
+    return attach_allocation(ref.offset, ref.size);
+}
+
+allocation pool::attach_allocation(std::uint64_t offset, std::uint64_t size)
+{
+    auto& s = state();
+    if (size > s.identity.usable_size || !s.heap.is_owned(offset, detail::order_for(size))) {
         throw_error(errc::invalid_allocation,
-                    "allocation descriptor (offset " + std::to_string(ref.offset) + ", " +
-                        std::to_string(ref.size) + " bytes) names no live block of pool " +
-                        s.identity.shm_name());
+                    "no live block at offset " + std::to_string(offset) + " of " +
+                        std::to_string(size) + " bytes in pool " + s.identity.shm_name());
     }
-    return allocation(&s, s.heap.data() + ref.offset, ref.offset, ref.size);
+    return allocation(&s, s.heap.data() + offset, offset, size);
+}
+
+bool pool::contains(const allocation& block) const noexcept
+{
+    return state_ != nullptr && block.pool_ != nullptr &&
+           (block.pool_ == state_.get() || block.pool_->identity == state_->identity);
 }
 
 pool_stats pool::stats() const

@@ -107,6 +107,14 @@ public:
     /// Gives up ownership and returns the descriptor; whoever attaches it must free it.
     [[nodiscard]] std::string release();
 
+    /// Stops owning the block without freeing it or making a descriptor: for code that
+    /// records the block (offset and size) elsewhere, such as a channel slot.
+    void disown() noexcept
+    {
+        pool_ = nullptr;
+        data_ = nullptr;
+    }
+
     /// Frees the block now. Throws errc::invalid_allocation if it was already freed
     /// elsewhere (e.g. through a copy of its descriptor).
     void free();
@@ -172,7 +180,14 @@ public:
     /// errc::invalid_allocation (freed already).
     [[nodiscard]] allocation attach_allocation(std::string_view descriptor);
 
+    /// Takes ownership of the live block of this pool at `offset` holding `size` bytes, as
+    /// recorded by whoever disowned it. Throws errc::invalid_allocation if there is none.
+    [[nodiscard]] allocation attach_allocation(std::uint64_t offset, std::uint64_t size);
+
     [[nodiscard]] pool_stats stats() const;
+
+    /// True if `block` is a block of this pool (through whichever handle it was made).
+    [[nodiscard]] bool contains(const allocation& block) const noexcept;
 
     /// Unmaps the pool from this process (does not destroy it, even for the owner).
     void detach() noexcept;

@@ -1,0 +1,44 @@
+// transport.hpp - the seam through which channel operations reach channels on other nodes.
+//
+// A channel handle attached to another node's channel forwards every operation to a
+// transport, naming the channel by its descriptor. The runtime's transport agent (libfabric or
+// TCP) implements this interface; tests may use an in-process implementation. Callers never
+// see the difference, except in latency.
+//
+// Notes:
+// - Implementations must be thread-safe and keep each sender's messages in order.
+// - Errors are reported as dragonx::error, exactly as a local channel would report them
+//   (errc::timeout, errc::message_too_large, ...); a transport that cannot reach the owning
+//   node throws errc::no_transport or a more specific error naming the node.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include <dragonx/common/deadline.hpp>
+
+namespace dragonx::channels {
+
+enum class poll_event;
+
+class transport {
+public:
+    virtual ~transport() = default;
+
+    /// Sends a copy of `bytes` to the channel; false if it stayed full for `limit`.
+    virtual bool send(std::string_view channel, std::span<const std::byte> bytes,
+                      timeout limit) = 0;
+    /// Receives the next message; nullopt if it stayed empty for `limit`.
+    virtual std::optional<std::vector<std::byte>> recv(std::string_view channel,
+                                                       timeout limit) = 0;
+    /// Waits up to `limit` for `event` on the channel.
+    virtual bool poll(std::string_view channel, poll_event event, timeout limit) = 0;
+    /// Messages in the channel now.
+    virtual std::uint64_t size(std::string_view channel) = 0;
+};
+
+}  // namespace dragonx::channels
