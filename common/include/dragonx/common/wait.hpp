@@ -62,7 +62,7 @@ bool wait_until(Ready&& ready, std::atomic<std::uint32_t>& seq,
     }
     const auto start = clock::now();
     // Phase 1: spin. The clock is read once per 64 looks.
-    for (unsigned i = 1;; ++i) {
+    for (unsigned i = 1; policy.spin.count() > 0; ++i) {
         if (ready()) {
             return true;
         }
