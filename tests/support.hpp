@@ -8,6 +8,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,8 +16,13 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <new>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <thread>
+
+#include <dragonx/common/error.hpp>
 
 namespace dragonx::test {
 
@@ -92,6 +98,50 @@ public:
 private:
     pid_t pid_ = -1;
     bool reaped_ = false;
+};
+
+/// The dragonx::errc that f() throws (errc::ok if it returns; errc::internal for a
+/// dragonx::error of another category), and its message in *what.
+template <class F>
+dragonx::errc errc_of(F&& f, std::string* what = nullptr)
+{
+    try {
+        f();
+    } catch (const dragonx::error& e) {
+        if (what != nullptr) {
+            *what = e.what();
+        }
+        for (int v = 1; v <= static_cast<int>(dragonx::errc::message_too_large); ++v) {
+            if (e.is(static_cast<dragonx::errc>(v))) {
+                return static_cast<dragonx::errc>(v);
+            }
+        }
+        return dragonx::errc::internal;
+    }
+    return dragonx::errc::ok;
+}
+
+/// A T in anonymous shared memory, for a parent and its forked children to report through.
+template <class T>
+class shared_object {
+public:
+    shared_object()
+    {
+        void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                         -1, 0);
+        if (p == MAP_FAILED) {
+            throw std::runtime_error("mmap for a shared test object failed");
+        }
+        object_ = new (p) T{};
+    }
+    shared_object(const shared_object&) = delete;
+    shared_object& operator=(const shared_object&) = delete;
+    ~shared_object() { ::munmap(object_, sizeof(T)); }
+    T* operator->() const noexcept { return object_; }
+    T& operator*() const noexcept { return *object_; }
+
+private:
+    T* object_;
 };
 
 }  // namespace dragonx::test

@@ -15,7 +15,10 @@
 #include <dragonx/channels/transport.hpp>
 #include <dragonx/common/error.hpp>
 
+#include "support.hpp"
+
 using dragonx::errc;
+using dragonx::test::errc_of;
 using dragonx::channels::channel;
 using dragonx::channels::poll_event;
 using dragonx::pool::pool;
@@ -31,25 +34,6 @@ std::span<const std::byte> as_bytes(const std::string& s)
     return std::as_bytes(std::span(s.data(), s.size()));
 }
 
-template <class F>
-errc error_of(F&& f, std::string* what = nullptr)
-{
-    try {
-        f();
-    } catch (const dragonx::error& e) {
-        if (what != nullptr) {
-            *what = e.what();
-        }
-        for (int v = 1; v <= static_cast<int>(errc::message_too_large); ++v) {
-            if (e.is(static_cast<errc>(v))) {
-                return static_cast<errc>(v);
-            }
-        }
-        return errc::internal;
-    }
-    return errc::ok;
-}
-
 std::string recv_string(channel& ch, dragonx::timeout limit = 1s)
 {
     std::vector<std::byte> buf(4 << 20);
@@ -62,12 +46,12 @@ std::string recv_string(channel& ch, dragonx::timeout limit = 1s)
 TEST_CASE("options are checked", "[channels]")
 {
     auto p = pool::create({.size = 1 << 20});
-    CHECK(error_of([&] { (void)channel::create(p, {.capacity = 0}); }) == errc::invalid_argument);
-    CHECK(error_of([&] { (void)channel::create(p, {.block_size = 4}); }) ==
+    CHECK(errc_of([&] { (void)channel::create(p, {.capacity = 0}); }) == errc::invalid_argument);
+    CHECK(errc_of([&] { (void)channel::create(p, {.block_size = 4}); }) ==
           errc::invalid_argument);
-    CHECK(error_of([&] { (void)channel::create(p, {.capacity = 1u << 25}); }) ==
+    CHECK(errc_of([&] { (void)channel::create(p, {.capacity = 1u << 25}); }) ==
           errc::invalid_argument);
-    CHECK(error_of([&] { (void)channel::create(p, {.capacity = 10000, .block_size = 4096}); }) ==
+    CHECK(errc_of([&] { (void)channel::create(p, {.capacity = 10000, .block_size = 4096}); }) ==
           errc::pool_full);
 }
 
@@ -154,11 +138,11 @@ TEST_CASE("a message too large for the buffer stays in the channel", "[channels]
     ch.send(as_bytes(std::string(500, 'y')), 1s);
     std::byte small[10];
     std::string what;
-    CHECK(error_of([&] { (void)ch.try_recv(small); }, &what) == errc::message_too_large);
+    CHECK(errc_of([&] { (void)ch.try_recv(small); }, &what) == errc::message_too_large);
     CHECK_THAT(what, Catch::Contains("40 bytes"));
     CHECK(ch.peek_size() == 40u);
     CHECK(recv_string(ch) == std::string(40, 'x'));
-    CHECK(error_of([&] { (void)ch.recv(small, 1s); }) == errc::message_too_large);
+    CHECK(errc_of([&] { (void)ch.recv(small, 1s); }) == errc::message_too_large);
     CHECK(recv_string(ch) == std::string(500, 'y'));
     CHECK_FALSE(ch.peek_size());
 }
@@ -169,20 +153,20 @@ TEST_CASE("timeouts are honoured within milliseconds", "[channels]")
     auto ch = channel::create(p, {.capacity = 1, .block_size = 64});
     std::byte b[64];
     auto t0 = std::chrono::steady_clock::now();
-    CHECK(error_of([&] { (void)ch.recv(b, 50ms); }) == errc::timeout);
+    CHECK(errc_of([&] { (void)ch.recv(b, 50ms); }) == errc::timeout);
     auto waited = std::chrono::steady_clock::now() - t0;
     CHECK(waited >= 50ms);
     CHECK(waited < 100ms);
 
     ch.send(as_bytes("one"), 0ns);
     t0 = std::chrono::steady_clock::now();
-    CHECK(error_of([&] { ch.send(as_bytes("two"), 50ms); }) == errc::timeout);
+    CHECK(errc_of([&] { ch.send(as_bytes("two"), 50ms); }) == errc::timeout);
     waited = std::chrono::steady_clock::now() - t0;
     CHECK(waited >= 50ms);
     CHECK(waited < 100ms);
 
-    CHECK(error_of([&] { ch.send(as_bytes("two"), 0ns); }) == errc::timeout);
-    CHECK(error_of([&] { ch.send(as_bytes("two"), -1ns); }) == errc::invalid_argument);
+    CHECK(errc_of([&] { ch.send(as_bytes("two"), 0ns); }) == errc::timeout);
+    CHECK(errc_of([&] { ch.send(as_bytes("two"), -1ns); }) == errc::invalid_argument);
     CHECK(ch.size() == 1);
 }
 
@@ -233,9 +217,9 @@ TEST_CASE("destroying a channel frees its memory and queued blocks", "[channels]
         ch.destroy();
         std::byte b[8];
         std::string what;
-        CHECK(error_of([&] { (void)other.try_recv(b); }, &what) == errc::not_found);
+        CHECK(errc_of([&] { (void)other.try_recv(b); }, &what) == errc::not_found);
         CHECK_THAT(what, Catch::Contains("destroyed"));
-        CHECK(error_of([&] { (void)channel::attach(other.descriptor()); }) == errc::not_found);
+        CHECK(errc_of([&] { (void)channel::attach(other.descriptor()); }) == errc::not_found);
     }
     CHECK(p.stats().free_bytes == start_free);
     {
@@ -258,7 +242,7 @@ TEST_CASE("channel descriptors: round trip and malformed input", "[channels]")
     CHECK(recv_string(ch) == "via attach");
 
     for (std::size_t n = 0; n < d.size(); ++n) {
-        CHECK(error_of([&] { (void)channel::attach(d.substr(0, n)); }) ==
+        CHECK(errc_of([&] { (void)channel::attach(d.substr(0, n)); }) ==
               errc::malformed_descriptor);
     }
     std::mt19937_64 rng(3);
@@ -267,10 +251,10 @@ TEST_CASE("channel descriptors: round trip and malformed input", "[channels]")
         for (auto& c : s) {
             c = static_cast<char>(rng() % 256);
         }
-        const auto e = error_of([&] { (void)channel::attach(s); });
+        const auto e = errc_of([&] { (void)channel::attach(s); });
         CHECK((e == errc::malformed_descriptor || e == errc::version_mismatch));
     }
-    CHECK(error_of([&] { (void)channel::attach(p.descriptor()); }) == errc::malformed_descriptor);
+    CHECK(errc_of([&] { (void)channel::attach(p.descriptor()); }) == errc::malformed_descriptor);
 }
 
 namespace {
@@ -322,7 +306,7 @@ TEST_CASE("another node's channel goes through the transport, or fails clearly",
     CHECK_FALSE(remote.is_local());
     CHECK(remote.node() == 0);
     std::string what;
-    CHECK(error_of([&] { (void)remote.try_send(as_bytes("x")); }, &what) == errc::no_transport);
+    CHECK(errc_of([&] { (void)remote.try_send(as_bytes("x")); }, &what) == errc::no_transport);
     CHECK_THAT(what, Catch::Contains("node 0"));
 
     loopback_transport loop(ch);

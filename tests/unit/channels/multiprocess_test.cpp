@@ -20,28 +20,10 @@
 using dragonx::channels::channel;
 using dragonx::pool::pool;
 using dragonx::test::child;
+using dragonx::test::shared_object;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <class T>
-class shared_object {
-public:
-    shared_object()
-    {
-        void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                         -1, 0);
-        REQUIRE(p != MAP_FAILED);
-        object_ = new (p) T{};
-    }
-    shared_object(const shared_object&) = delete;
-    shared_object& operator=(const shared_object&) = delete;
-    ~shared_object() { ::munmap(object_, sizeof(T)); }
-    T* operator->() const noexcept { return object_; }
-
-private:
-    T* object_;
-};
 
 // Message body: producer, sequence number, then a pattern derived from both, so a torn or
 // mixed-up message is detected by its content.

@@ -14,6 +14,7 @@
 #include "support.hpp"
 
 using dragonx::errc;
+using dragonx::test::errc_of;
 using dragonx::pool::pool;
 
 static_assert(std::is_nothrow_move_constructible_v<pool>);
@@ -27,25 +28,6 @@ bool shm_exists(const std::string& name)
 {
     struct stat st {};
     return ::stat(("/dev/shm" + name).c_str(), &st) == 0;
-}
-
-template <class F>
-errc error_of(F&& f, std::string* what = nullptr)
-{
-    try {
-        f();
-    } catch (const dragonx::error& e) {
-        if (what != nullptr) {
-            *what = e.what();
-        }
-        for (int v = 0; v <= static_cast<int>(errc::internal); ++v) {
-            if (e.is(static_cast<errc>(v))) {
-                return static_cast<errc>(v);
-            }
-        }
-        return errc::internal;
-    }
-    return errc::ok;
 }
 
 // Sets an environment variable for one scope, restoring the previous value after.
@@ -98,13 +80,13 @@ TEST_CASE("sizes are rounded up to 4 KiB and checked", "[pool]")
     CHECK(p.stats().free_bytes == 8192);
 
     std::string what;
-    CHECK(error_of([] { (void)pool::create({.size = 4095}); }, &what) == errc::invalid_argument);
+    CHECK(errc_of([] { (void)pool::create({.size = 4095}); }, &what) == errc::invalid_argument);
     CHECK_THAT(what, Catch::Contains("below the minimum"));
-    CHECK(error_of([] { (void)pool::create({.size = 0}); }) == errc::invalid_argument);
-    CHECK(error_of([] { (void)pool::create({.size = dragonx::pool::max_pool_size + 1}); }, &what) ==
+    CHECK(errc_of([] { (void)pool::create({.size = 0}); }) == errc::invalid_argument);
+    CHECK(errc_of([] { (void)pool::create({.size = dragonx::pool::max_pool_size + 1}); }, &what) ==
           errc::invalid_argument);
     CHECK_THAT(what, Catch::Contains("above the maximum"));
-    CHECK(error_of([] { (void)pool::create({.size = 1 << 20, .run = "bad-run"}); }) ==
+    CHECK(errc_of([] { (void)pool::create({.size = 1 << 20, .run = "bad-run"}); }) ==
           errc::invalid_argument);
 }
 
@@ -113,7 +95,7 @@ TEST_CASE("a name that exists already is refused and left alone", "[pool]")
     auto p = pool::create({.size = 1 << 16, .id = 7});
     auto a = p.allocate(100, std::chrono::seconds(1));
     std::string what;
-    CHECK(error_of([] { (void)pool::create({.size = 1 << 16, .id = 7}); }, &what) ==
+    CHECK(errc_of([] { (void)pool::create({.size = 1 << 16, .id = 7}); }, &what) ==
           errc::already_exists);
     CHECK_THAT(what, Catch::Contains("already exists"));
     CHECK_THAT(what, Catch::Contains(p.name()));
@@ -132,7 +114,7 @@ TEST_CASE("a pool bigger than /dev/shm is refused with a message saying so", "[p
         return;
     }
     std::string what;
-    CHECK(error_of([&] { (void)pool::create({.size = too_big, .id = 99}); }, &what) ==
+    CHECK(errc_of([&] { (void)pool::create({.size = too_big, .id = 99}); }, &what) ==
           errc::no_space);
     CHECK_THAT(what, Catch::Contains("/dev/shm"));
     // Nothing was left behind by the failed attempt.
@@ -178,7 +160,7 @@ TEST_CASE("the owner destroys the pool; others only detach", "[pool]")
     }
     CHECK_FALSE(shm_exists(name));
     std::string what;
-    CHECK(error_of([&] { (void)pool::attach(desc); }, &what) == errc::not_found);
+    CHECK(errc_of([&] { (void)pool::attach(desc); }, &what) == errc::not_found);
     CHECK_THAT(what, Catch::Contains("does not exist"));
 }
 
@@ -195,7 +177,7 @@ TEST_CASE("disown hands destruction to someone else", "[pool]")
     auto q = pool::attach(desc);  // whoever took over destroys it
     q.destroy();
     CHECK_FALSE(shm_exists(name));
-    CHECK(error_of([&] { (void)q.size(); }) == errc::invalid_argument);
+    CHECK(errc_of([&] { (void)q.size(); }) == errc::invalid_argument);
 }
 
 TEST_CASE("a recreated pool does not accept the old pool's descriptors", "[pool]")
@@ -207,7 +189,7 @@ TEST_CASE("a recreated pool does not accept the old pool's descriptors", "[pool]
     }
     auto p = pool::create({.size = 1 << 16, .id = 1234});
     std::string what;
-    CHECK(error_of([&] { (void)pool::attach(old_desc); }, &what) == errc::not_found);
+    CHECK(errc_of([&] { (void)pool::attach(old_desc); }, &what) == errc::not_found);
     CHECK_THAT(what, Catch::Contains("recreated"));
 }
 
@@ -218,13 +200,13 @@ TEST_CASE("descriptors of another run or node are refused", "[pool]")
     {
         scoped_env env("DRAGONX_RUN", "someotherrun");
         std::string what;
-        CHECK(error_of([&] { (void)pool::attach(desc); }, &what) == errc::wrong_run);
+        CHECK(errc_of([&] { (void)pool::attach(desc); }, &what) == errc::wrong_run);
         CHECK_THAT(what, Catch::Contains("someotherrun"));
     }
     {
         scoped_env env("DRAGONX_NODE", "3");
         std::string what;
-        CHECK(error_of([&] { (void)pool::attach(desc); }, &what) == errc::not_local);
+        CHECK(errc_of([&] { (void)pool::attach(desc); }, &what) == errc::not_local);
         CHECK_THAT(what, Catch::Contains("node 0"));
     }
     // A process outside any run may attach a pool it was given.

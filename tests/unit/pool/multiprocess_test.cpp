@@ -20,31 +20,12 @@
 using dragonx::pool::allocation;
 using dragonx::pool::pool;
 using dragonx::test::child;
+using dragonx::test::shared_object;
 using namespace std::chrono_literals;
 
 namespace {
 
 // Anonymous shared memory for a parent and its forked children to report through.
-template <class T>
-class shared_object {
-public:
-    shared_object()
-    {
-        void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                         -1, 0);
-        REQUIRE(p != MAP_FAILED);
-        object_ = new (p) T{};
-    }
-    shared_object(const shared_object&) = delete;
-    shared_object& operator=(const shared_object&) = delete;
-    ~shared_object() { ::munmap(object_, sizeof(T)); }
-    T* operator->() const noexcept { return object_; }
-    T& operator*() const noexcept { return *object_; }
-
-private:
-    T* object_;
-};
-
 // A block stamped with its owner and a serial number, at both ends: a block handed to two
 // owners at once gets one stamp overwritten by the other.
 struct stamp {
