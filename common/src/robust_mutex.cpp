@@ -23,24 +23,23 @@ void init_robust_mutex(pthread_mutex_t* m)
     }
 }
 
-robust_lock::robust_lock(pthread_mutex_t* m, const std::function<void()>& on_owner_died) : m_(m)
+void robust_lock::acquire_slow(int rc, const std::function<void()>* on_owner_died)
 {
     // About 1,000 pauses in all, backing off exponentially, then sleep in the kernel.
-    int rc = pthread_mutex_trylock(m);
     for (int spin = 0; spin < 16 && rc == EBUSY; ++spin) {
         for (int i = 0; i < (8 << std::min(spin, 3)); ++i) {
             cpu_relax();
         }
-        rc = pthread_mutex_trylock(m);
+        rc = pthread_mutex_trylock(m_);
     }
     if (rc == EBUSY) {
-        rc = pthread_mutex_lock(m);
+        rc = pthread_mutex_lock(m_);
     }
     if (rc == EOWNERDEAD) {
-        if (on_owner_died) {
-            on_owner_died();
+        if (on_owner_died != nullptr && *on_owner_died) {
+            (*on_owner_died)();
         }
-        pthread_mutex_consistent(m);
+        pthread_mutex_consistent(m_);
         rc = 0;
     }
     if (rc != 0) {

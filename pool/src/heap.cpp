@@ -185,7 +185,7 @@ void heap::free(std::uint64_t offset, unsigned order)
     std::uint8_t expected = make_state(block_kind::owned, order);
     if (order <= max_cached_order) {
         // The state CAS is what makes a second free of the same block fail cleanly.
-        if (!is_owned(offset, order) ||
+        if (!in_heap(offset, order) ||
             !state(index).compare_exchange_strong(expected,
                                                   make_state(block_kind::cached, order),
                                                   std::memory_order_relaxed)) {
@@ -206,14 +206,16 @@ void heap::free(std::uint64_t offset, unsigned order)
     wake_sleepers(header_->free_seq, header_->waiters);
 }
 
+bool heap::in_heap(std::uint64_t offset, unsigned order) const noexcept
+{
+    return order <= header_->top_order && (offset & ((one << order) - 1)) == 0 &&
+           offset < header_->usable_size;
+}
+
 bool heap::is_owned(std::uint64_t offset, unsigned order) const noexcept
 {
-    if (order > header_->top_order || (offset & ((one << order) - 1)) != 0 ||
-        offset >= header_->usable_size) {
-        return false;
-    }
-    return state(offset >> min_order).load(std::memory_order_relaxed) ==
-           make_state(block_kind::owned, order);
+    return in_heap(offset, order) && state(offset >> min_order).load(std::memory_order_relaxed) ==
+                                         make_state(block_kind::owned, order);
 }
 
 heap_stats heap::stats()

@@ -53,6 +53,9 @@ public:
     /// a live allocation of that order (double free, forged or stale descriptor).
     void free(std::uint64_t offset, unsigned order);
 
+    /// True if a block of `order` at `offset` lies within the usable heap and is aligned.
+    [[nodiscard]] bool in_heap(std::uint64_t offset, unsigned order) const noexcept;
+
     /// True if `offset` starts a live allocation of `order`.
     [[nodiscard]] bool is_owned(std::uint64_t offset, unsigned order) const noexcept;
 

@@ -19,6 +19,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -109,12 +110,13 @@ constexpr std::uint64_t round_up(std::uint64_t v, std::uint64_t to) noexcept
 /// Smallest order whose block holds `bytes` (at least min_order).
 constexpr unsigned order_for(std::uint64_t bytes) noexcept
 {
-    unsigned order = min_order;
-    while (order < 63 && (std::uint64_t{1} << order) < bytes) {
-        ++order;
-    }
-    return order;
+    // bit_width(bytes - 1) is the exponent of the smallest power of two >= bytes (bytes > 1).
+    return bytes <= (std::uint64_t{1} << min_order)
+               ? min_order
+               : static_cast<unsigned>(std::bit_width(bytes - 1));
 }
+static_assert(order_for(0) == min_order && order_for(64) == min_order);
+static_assert(order_for(65) == 7 && order_for(4096) == 12 && order_for(4097) == 13);
 
 /// Words in the free bitset of `order` in a heap of 2^top bytes.
 constexpr std::uint64_t bitset_words(unsigned top, unsigned order) noexcept

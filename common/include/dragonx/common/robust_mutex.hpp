@@ -22,14 +22,31 @@ void init_robust_mutex(pthread_mutex_t* m);
 /// Holds a robust mutex for one scope.
 class robust_lock {
 public:
-    /// Locks `m`; if its previous holder died, runs `on_owner_died` first. Throws
-    /// dragonx::error if the mutex is unusable.
-    explicit robust_lock(pthread_mutex_t* m, const std::function<void()>& on_owner_died = {});
+    /// Locks `m`. Throws dragonx::error if the mutex is unusable. The uncontended case is one
+    /// inline trylock.
+    explicit robust_lock(pthread_mutex_t* m) : m_(m)
+    {
+        if (const int rc = pthread_mutex_trylock(m); rc != 0) [[unlikely]] {
+            acquire_slow(rc, nullptr);
+        }
+    }
+
+    /// Locks `m`; if its previous holder died, runs `on_owner_died` first.
+    robust_lock(pthread_mutex_t* m, const std::function<void()>& on_owner_died) : m_(m)
+    {
+        if (const int rc = pthread_mutex_trylock(m); rc != 0) [[unlikely]] {
+            acquire_slow(rc, &on_owner_died);
+        }
+    }
+
     robust_lock(const robust_lock&) = delete;
     robust_lock& operator=(const robust_lock&) = delete;
     ~robust_lock() { pthread_mutex_unlock(m_); }
 
 private:
+    // The first trylock failed with `rc`: spin, sleep, or repair after a dead holder.
+    void acquire_slow(int rc, const std::function<void()>* on_owner_died);
+
     pthread_mutex_t* m_;
 };
 
