@@ -31,11 +31,16 @@
 #include <dragonx/channels/channel.hpp>
 #include <dragonx/common/futex.hpp>
 
+#include "harness.hpp"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 using dragonx::channels::channel;
 using namespace std::chrono_literals;
+using dragonx::bench::figure;
+using dragonx::bench::percentile;
+using dragonx::bench::shared_memory;
 
 std::int64_t now_ns()
 {
@@ -62,16 +67,6 @@ void unpin()
     sched_setaffinity(0, sizeof set, &set);
 }
 
-void* shared_memory(std::size_t bytes)
-{
-    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        std::perror("mmap");
-        std::exit(1);
-    }
-    return p;
-}
-
 // Runs `body` in a forked child (optionally pinned); returns its pid.
 pid_t spawn(int cpu, const std::function<void()>& body)
 {
@@ -87,12 +82,6 @@ pid_t spawn(int cpu, const std::function<void()>& body)
         ::_exit(0);
     }
     return pid;
-}
-
-double percentile(std::vector<double> v, double q)
-{
-    std::sort(v.begin(), v.end());
-    return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
 }
 
 // ---- references ---------------------------------------------------------------------------
@@ -309,33 +298,11 @@ double channel_rate(const dragonx::pool::pool& pool, std::size_t msg_bytes, std:
     return static_cast<double>(count) / secs;
 }
 
-void line(const char* name, double value, const char* unit, const char* ref, double ref_value)
-{
-    if (ref != nullptr) {
-        std::printf("%-26s %14.1f %-6s (%s %.1f %s, ratio %.2f)\n", name, value, unit, ref,
-                    ref_value, unit, value / ref_value);
-    } else {
-        std::printf("%-26s %14.1f %s\n", name, value, unit);
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv)
 {
-    bool json = false;
-    bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--json") {
-            json = true;
-        } else if (arg == "--quick") {
-            quick = true;
-        } else {
-            std::fprintf(stderr, "usage: channel_bench [--json] [--quick]\n");
-            return 2;
-        }
-    }
+    const auto [json, quick] = dragonx::bench::parse_options(argc, argv, "channel_bench");
     const int rounds = quick ? 2000 : 20000;
     const int sleep_rounds = quick ? 300 : 3000;
     const std::uint64_t rate_count = quick ? 200'000 : 3'000'000;
@@ -385,16 +352,16 @@ int main(int argc, char** argv)
     } else {
         std::printf("channel_bench: 8 B ping-pong pinned to CPUs 0 and 1 unless noted; %ld CPUs\n",
                     sysconf(_SC_NPROCESSORS_ONLN));
-        line("calib_spin_oneway_ns", calib, "ns", nullptr, 0);
-        line("oneway_spin_p50_ns", spin.p50, "ns", "calib_spin_oneway", calib);
-        line("oneway_spin_p99_ns", spin.p99, "ns", nullptr, 0);
-        line("oneway_sleep_p50_ns", sleep, "ns", "raw_futex_oneway", raw_futex);
-        line("oversub_p50_ns", oversub.p50, "ns", nullptr, 0);
-        line("oversub_p99_ns", oversub.p99, "ns", nullptr, 0);
-        line("oversub_max_ns", oversub.max, "ns", nullptr, 0);
-        line("rate_64b_msgs_per_s", rate, "msg/s", "raw_ring_64b", raw_rate);
-        line("bw_1mib_copy_gbps", bw, "GB/s", "raw_ring_1mib", raw_bw);
-        line("zerocopy_1mib_oneway_ns", zero.p50, "ns", nullptr, 0);
+        figure("calib_spin_oneway_ns", calib, "ns");
+        figure("oneway_spin_p50_ns", spin.p50, "ns", "calib_spin_oneway", calib);
+        figure("oneway_spin_p99_ns", spin.p99, "ns");
+        figure("oneway_sleep_p50_ns", sleep, "ns", "raw_futex_oneway", raw_futex);
+        figure("oversub_p50_ns", oversub.p50, "ns");
+        figure("oversub_p99_ns", oversub.p99, "ns");
+        figure("oversub_max_ns", oversub.max, "ns");
+        figure("rate_64b_msgs_per_s", rate, "msg/s", "raw_ring_64b", raw_rate);
+        figure("bw_1mib_copy_gbps", bw, "GB/s", "raw_ring_1mib", raw_bw);
+        figure("zerocopy_1mib_oneway_ns", zero.p50, "ns");
         std::printf("targets: spin p50 <= 4x calib and <= 1 us; sleep <= 1.2x raw futex; "
                     "oversub <= 50 us; >= 5 M msg/s; >= 70%% of the raw ring at 1 MiB\n");
     }

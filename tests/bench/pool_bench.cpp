@@ -22,19 +22,17 @@
 
 #include <dragonx/pool/pool.hpp>
 
+#include "harness.hpp"
+
 namespace {
 
+using dragonx::bench::escape;
+using dragonx::bench::figure;
 using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0)
 {
     return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-// Keeps the optimizer from dropping a pointer it cannot see used.
-inline void escape(void* p)
-{
-    asm volatile("" : : "g"(p) : "memory");
 }
 
 // Median ns per pair over `batches` timed batches of `per_batch` pairs each.
@@ -87,12 +85,7 @@ double two_process_pairs_per_s(dragonx::pool::pool& p, std::uint64_t pairs)
         std::atomic<int> go;
         std::atomic<std::int64_t> end_ns[2];
     };
-    void* mem = ::mmap(nullptr, sizeof(shared), PROT_READ | PROT_WRITE,
-                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED) {
-        std::perror("mmap");
-        std::exit(1);
-    }
+    void* mem = dragonx::bench::shared_memory(sizeof(shared));
     auto* s = new (mem) shared{};
     const auto desc = p.descriptor();
     pid_t pids[2];
@@ -124,34 +117,11 @@ double two_process_pairs_per_s(dragonx::pool::pool& p, std::uint64_t pairs)
     return static_cast<double>(2 * pairs) / secs;
 }
 
-void line(const char* name, double value, const char* unit, const char* ref_name, double ref,
-          const char* ref_unit)
-{
-    if (ref_name != nullptr) {
-        std::printf("%-24s %12.1f %-8s (%s %.1f %s, ratio %.2f)\n", name, value, unit, ref_name,
-                    ref, ref_unit, value / ref);
-    } else {
-        std::printf("%-24s %12.1f %s\n", name, value, unit);
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv)
 {
-    bool json = false;
-    bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--json") {
-            json = true;
-        } else if (arg == "--quick") {
-            quick = true;
-        } else {
-            std::fprintf(stderr, "usage: pool_bench [--json] [--quick]\n");
-            return 2;
-        }
-    }
+    const auto [json, quick] = dragonx::bench::parse_options(argc, argv, "pool_bench");
     const int batches = quick ? 2000 : 20000;
     const std::uint64_t pairs = quick ? 200'000 : 5'000'000;
 
@@ -196,11 +166,11 @@ int main(int argc, char** argv)
         for (auto [size, ns] : per_size) {
             char name[40];
             std::snprintf(name, sizeof name, "alloc_free_p50_%llub", static_cast<unsigned long long>(size));
-            line(name, ns, "ns", nullptr, 0, nullptr);
+            figure(name, ns, "ns");
         }
-        line("alloc_free_p50_ns", worst_p50, "ns", "malloc_free_p50", worst_malloc_p50, "ns");
-        line("alloc_free_pairs_per_s", rate, "pairs/s", "malloc_free", malloc_rate, "pairs/s");
-        line("two_proc_pairs_per_s", two_rate, "pairs/s", nullptr, 0, nullptr);
+        figure("alloc_free_p50_ns", worst_p50, "ns", "malloc_free_p50", worst_malloc_p50);
+        figure("alloc_free_pairs_per_s", rate, "pairs/s", "malloc_free", malloc_rate);
+        figure("two_proc_pairs_per_s", two_rate, "pairs/s");
         std::printf("targets: p50 <= 200 ns, >= 5 M pairs/s, two processes >= 2 M pairs/s; "
                     "pool %s after the run\n", clean ? "fully free" : "NOT fully free");
     }
