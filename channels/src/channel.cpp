@@ -212,20 +212,18 @@ channel::channel(channel&&) noexcept = default;
 channel& channel::operator=(channel&& other) noexcept
 {
     if (this != &other) {
-        if (state_ && state_->owner && state_->is_local() &&
-            state_->header->nonce == state_->nonce) {
-            try {
-                destroy();
-            } catch (const std::exception& e) {
-                log::get("channels").error("destroying a channel: {}", e.what());
-            }
-        }
+        destroy_if_owner();
         state_ = std::move(other.state_);
     }
     return *this;
 }
 
 channel::~channel()
+{
+    destroy_if_owner();
+}
+
+void channel::destroy_if_owner() noexcept
 {
     // The owner destroys the channel, unless some other handle did already.
     if (state_ && state_->owner && state_->is_local() && state_->header->nonce == state_->nonce) {

@@ -180,13 +180,7 @@ allocation::allocation(allocation&& other) noexcept
 allocation& allocation::operator=(allocation&& other) noexcept
 {
     if (this != &other) {
-        if (pool_ != nullptr) {
-            try {
-                free();
-            } catch (const std::exception& e) {
-                log::get("pool").error("dropping an allocation: {}", e.what());
-            }
-        }
+        drop();
         pool_ = std::exchange(other.pool_, nullptr);
         data_ = std::exchange(other.data_, nullptr);
         offset_ = std::exchange(other.offset_, 0);
@@ -197,14 +191,20 @@ allocation& allocation::operator=(allocation&& other) noexcept
 
 allocation::~allocation()
 {
-    if (pool_ != nullptr) {
-        try {
-            free();
-        } catch (const std::exception& e) {
-            // Someone freed our block through a copy of its descriptor: the heap refused the
-            // second free, so nothing is corrupted. Report the caller's bug and go on.
-            log::get("pool").error("dropping an allocation: {}", e.what());
-        }
+    drop();
+}
+
+void allocation::drop() noexcept
+{
+    if (pool_ == nullptr) {
+        return;
+    }
+    try {
+        free();
+    } catch (const std::exception& e) {
+        // Someone freed our block through a copy of its descriptor: the heap refused the
+        // second free, so nothing is corrupted. Report the caller's bug and go on.
+        log::get("pool").error("dropping an allocation: {}", e.what());
     }
 }
 

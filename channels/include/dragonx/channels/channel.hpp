@@ -137,6 +137,7 @@ public:
 
 private:
     explicit channel(std::unique_ptr<detail::channel_state> state) noexcept;
+    void destroy_if_owner() noexcept;
     detail::channel_state& state() const;
 
     std::unique_ptr<detail::channel_state> state_;

@@ -126,6 +126,8 @@ private:
         : pool_(pool), data_(data), offset_(offset), size_(size)
     {
     }
+    // Frees the block if this handle owns one; a refused free is logged, not thrown.
+    void drop() noexcept;
 
     detail::pool_state* pool_ = nullptr;
     std::byte* data_ = nullptr;
