@@ -84,6 +84,25 @@ struct channel_state {
         return header->destroyed.load(std::memory_order_acquire) != 0;
     }
 
+    // Waits (wait_policy) for the condition, or for the channel to be destroyed; false at the
+    // deadline.
+    bool wait_for_room(const deadline& until) const
+    {
+        return wait_until([&] { return has_room() || is_gone(); }, header->send_seq,
+                          header->send_sleepers, until, policy);
+    }
+    bool wait_for_message(const deadline& until) const
+    {
+        return wait_until([&] { return has_message() || is_gone(); }, header->recv_seq,
+                          header->recv_sleepers, until, policy);
+    }
+    bool wait_for_empty(const deadline& until) const
+    {
+        // Receivers wake the send side after each message they take.
+        return wait_until([&] { return !has_message() || is_gone(); }, header->send_seq,
+                          header->send_sleepers, until, policy);
+    }
+
     transport& remote_or_throw() const
     {
         if (remote == nullptr) {
@@ -190,6 +209,22 @@ void check_options(const channel_options& o)
                                                 " is outside [" + std::to_string(min_block_size) +
                                                 ", " + std::to_string(max_block_size) + "]");
     }
+}
+
+// Copies a message that came through the transport into the caller's buffer.
+std::size_t deliver(const channel_state& s, const std::vector<std::byte>& bytes,
+                    std::span<std::byte> buffer)
+{
+    if (bytes.size() > buffer.size()) {
+        throw_error(errc::message_too_large, s.name() + ": message lost in transit: " +
+                                                 std::to_string(bytes.size()) +
+                                                 " bytes for a buffer of " +
+                                                 std::to_string(buffer.size()));
+    }
+    if (!bytes.empty()) {
+        std::memcpy(buffer.data(), bytes.data(), bytes.size());
+    }
+    return bytes.size();
 }
 
 [[noreturn]] void throw_timeout(const channel_state& s, const char* what)
@@ -404,8 +439,7 @@ void channel::send(std::span<const std::byte> bytes, timeout limit)
         if (try_send(bytes)) {
             return;
         }
-        if (!wait_until([&] { return s.has_room() || s.is_gone(); }, s.header->send_seq,
-                        s.header->send_sleepers, until, s.policy)) {
+        if (!s.wait_for_room(until)) {
             detail::throw_timeout(s, "still full at the timeout");
         }
     }
@@ -436,16 +470,18 @@ bool channel::try_send(pool::allocation& block)
 void channel::send(pool::allocation& block, timeout limit)
 {
     auto& s = state();
+    if (!s.is_local()) {
+        // Across nodes a block travels as a copy; it is freed once sent.
+        send(std::span<const std::byte>(block.data(), block.size()), limit);
+        block.free();
+        return;
+    }
     const auto until = deadline::after(limit);
     for (;;) {
         if (try_send(block)) {
             return;
         }
-        if (!s.is_local()) {
-            detail::throw_timeout(s, "still full at the timeout");
-        }
-        if (!wait_until([&] { return s.has_room() || s.is_gone(); }, s.header->send_seq,
-                        s.header->send_sleepers, until, s.policy)) {
+        if (!s.wait_for_room(until)) {
             detail::throw_timeout(s, "still full at the timeout");
         }
     }
@@ -461,14 +497,7 @@ std::optional<std::size_t> channel::try_recv(std::span<std::byte> buffer)
         if (!bytes) {
             return std::nullopt;
         }
-        if (bytes->size() > buffer.size()) {
-            throw_error(errc::message_too_large, s.name() + ": message lost in transit: " +
-                                                     std::to_string(bytes->size()) +
-                                                     " bytes for a buffer of " +
-                                                     std::to_string(buffer.size()));
-        }
-        std::memcpy(buffer.data(), bytes->data(), bytes->size());
-        return bytes->size();
+        return detail::deliver(s, *bytes, buffer);
     }
     s.check_alive();
     std::uint64_t too_large = 0;
@@ -506,19 +535,14 @@ std::size_t channel::recv(std::span<std::byte> buffer, timeout limit)
         if (!bytes) {
             detail::throw_timeout(s, "still empty at the timeout");
         }
-        if (bytes->size() > buffer.size()) {
-            throw_error(errc::message_too_large, s.name() + ": message lost in transit");
-        }
-        std::memcpy(buffer.data(), bytes->data(), bytes->size());
-        return bytes->size();
+        return detail::deliver(s, *bytes, buffer);
     }
     const auto until = deadline::after(limit);
     for (;;) {
         if (auto n = try_recv(buffer)) {
             return *n;
         }
-        if (!wait_until([&] { return s.has_message() || s.is_gone(); }, s.header->recv_seq,
-                        s.header->recv_sleepers, until, s.policy)) {
+        if (!s.wait_for_message(until)) {
             detail::throw_timeout(s, "still empty at the timeout");
         }
     }
@@ -568,8 +592,7 @@ pool::allocation channel::recv_block(timeout limit)
         if (auto block = try_recv_block()) {
             return std::move(*block);
         }
-        if (!wait_until([&] { return s.has_message() || s.is_gone(); }, s.header->recv_seq,
-                        s.header->recv_sleepers, until, s.policy)) {
+        if (!s.wait_for_message(until)) {
             detail::throw_timeout(s, "still empty at the timeout");
         }
     }
@@ -598,21 +621,11 @@ bool channel::poll(poll_event event, timeout limit) const
     }
     s.check_alive();
     const auto until = deadline::after(limit);
-    channel_header& h = *s.header;
     bool happened = false;
     switch (event) {
-    case poll_event::readable:
-        happened = wait_until([&] { return s.has_message() || s.is_gone(); }, h.recv_seq,
-                              h.recv_sleepers, until, s.policy);
-        break;
-    case poll_event::writable:
-        happened = wait_until([&] { return s.has_room() || s.is_gone(); }, h.send_seq,
-                              h.send_sleepers, until, s.policy);
-        break;
-    case poll_event::empty:
-        happened = wait_until([&] { return !s.has_message() || s.is_gone(); }, h.send_seq,
-                              h.send_sleepers, until, s.policy);
-        break;
+    case poll_event::readable: happened = s.wait_for_message(until); break;
+    case poll_event::writable: happened = s.wait_for_room(until); break;
+    case poll_event::empty: happened = s.wait_for_empty(until); break;
     }
     s.check_alive();
     return happened;
