@@ -111,10 +111,8 @@ dragonx::errc errc_of(F&& f, std::string* what = nullptr)
         if (what != nullptr) {
             *what = e.what();
         }
-        for (int v = 1; v <= static_cast<int>(dragonx::errc::message_too_large); ++v) {
-            if (e.is(static_cast<dragonx::errc>(v))) {
-                return static_cast<dragonx::errc>(v);
-            }
+        if (e.code().category() == dragonx::dragonx_category()) {
+            return static_cast<dragonx::errc>(e.code().value());
         }
         return dragonx::errc::internal;
     }

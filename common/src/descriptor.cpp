@@ -27,6 +27,7 @@ std::string_view descriptor_kind_name(descriptor_kind kind) noexcept
     case descriptor_kind::pool: return "pool descriptor";
     case descriptor_kind::allocation: return "allocation descriptor";
     case descriptor_kind::channel: return "channel descriptor";
+    case descriptor_kind::sync: return "barrier, event or semaphore descriptor";
     }
     return "unknown descriptor";
 }

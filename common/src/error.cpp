@@ -30,6 +30,8 @@ public:
         case errc::checkpoint_retired: return "checkpoint retired";
         case errc::internal: return "internal error";
         case errc::message_too_large: return "message too large";
+        case errc::malformed_message: return "malformed message";
+        case errc::broken_barrier: return "broken barrier";
         }
         return "unknown dragonx error " + std::to_string(value);
     }

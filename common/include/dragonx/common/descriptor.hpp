@@ -23,6 +23,7 @@ enum class descriptor_kind : std::uint8_t {
     pool = 'P',
     allocation = 'A',
     channel = 'C',
+    sync = 'S',  // barrier, event, semaphore
 };
 
 /// Human name of a kind ("pool descriptor"), for error messages.

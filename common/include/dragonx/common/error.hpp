@@ -33,6 +33,8 @@ enum class errc : int {
     checkpoint_retired = 16,
     internal = 17,             // a broken invariant inside dragonx (a bug: please report)
     message_too_large = 18,    // a message does not fit the buffer or slot offered for it
+    malformed_message = 19,    // encoded bytes do not decode as the expected value
+    broken_barrier = 20,       // a barrier was aborted, reset or timed out under its waiters
 };
 
 const std::error_category& dragonx_category() noexcept;

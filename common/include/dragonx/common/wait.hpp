@@ -49,12 +49,11 @@ inline void cpu_relax() noexcept
 #endif
 }
 
-/// Waits until ready() returns true (then returns true) or `until` passes (then returns
-/// false). ready() must be cheap and safe to call often, from any process.
+/// The busy phases of a wait: spins for policy.spin, then yields between looks for
+/// policy.yield. True as soon as ready(); false when both phases (or the deadline) ran out
+/// without it: the caller then sleeps, or gives up at the deadline.
 template <class Ready>
-bool wait_until(Ready&& ready, std::atomic<std::uint32_t>& seq,
-                std::atomic<std::uint32_t>& sleepers, const deadline& until,
-                const wait_policy& policy)
+bool wait_busy_phases(Ready&& ready, const deadline& until, const wait_policy& policy)
 {
     using clock = std::chrono::steady_clock;
     if (ready()) {
@@ -83,6 +82,19 @@ bool wait_until(Ready&& ready, std::atomic<std::uint32_t>& seq,
             return ready();
         }
         ::sched_yield();
+    }
+    return false;
+}
+
+/// Waits until ready() returns true (then returns true) or `until` passes (then returns
+/// false). ready() must be cheap and safe to call often, from any process.
+template <class Ready>
+bool wait_until(Ready&& ready, std::atomic<std::uint32_t>& seq,
+                std::atomic<std::uint32_t>& sleepers, const deadline& until,
+                const wait_policy& policy)
+{
+    if (wait_busy_phases(ready, until, policy)) {
+        return true;
     }
     // Phase 3: sleep.
     sleepers.fetch_add(1, std::memory_order_seq_cst);
