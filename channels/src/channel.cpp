@@ -15,105 +15,10 @@
 #include <dragonx/common/robust_mutex.hpp>
 #include <dragonx/common/wire.hpp>
 
-#include "layout.hpp"
+#include "channel_state.hpp"
 
 namespace dragonx::channels {
 namespace detail {
-
-inline constexpr std::uint8_t descriptor_version = 1;
-
-struct channel_state {
-    std::string descriptor;
-    std::string block_descriptor;  // the pool block holding the channel
-    std::uint64_t id = 0;
-    std::uint64_t nonce = 0;
-    std::uint32_t node = 0;
-    std::uint32_t capacity = 0;
-    std::uint32_t block_size = 0;
-    bool owner = false;
-    wait_policy policy;
-
-    // Local channels:
-    pool::pool pool;
-    channel_header* header = nullptr;
-    std::byte* slots = nullptr;
-
-    // Remote channels:
-    transport* remote = nullptr;
-
-    [[nodiscard]] bool is_local() const noexcept { return header != nullptr; }
-
-    [[nodiscard]] std::string name() const
-    {
-        char buf[40];
-        std::snprintf(buf, sizeof buf, "channel %016llx", static_cast<unsigned long long>(id));
-        return buf;
-    }
-
-    slot_header* slot(std::uint64_t index) const noexcept
-    {
-        return reinterpret_cast<slot_header*>(slots + (index % capacity) * header->slot_stride);
-    }
-    std::byte* payload(slot_header* s) const noexcept
-    {
-        return reinterpret_cast<std::byte*>(s) + sizeof(slot_header);
-    }
-
-    /// Throws errc::not_found once the channel has been destroyed (by any handle).
-    void check_alive() const
-    {
-        if (header->nonce != nonce || header->destroyed.load(std::memory_order_acquire) != 0)
-            [[unlikely]] {
-            throw_error(errc::not_found, name() + " was destroyed");
-        }
-    }
-
-    [[nodiscard]] bool has_message() const noexcept
-    {
-        return header->tail.load(std::memory_order_acquire) !=
-               header->head.load(std::memory_order_acquire);
-    }
-    [[nodiscard]] bool has_room() const noexcept
-    {
-        return header->tail.load(std::memory_order_acquire) -
-                   header->head.load(std::memory_order_acquire) <
-               capacity;
-    }
-    [[nodiscard]] bool is_gone() const noexcept
-    {
-        return header->destroyed.load(std::memory_order_acquire) != 0;
-    }
-
-    // Waits (wait_policy) for the condition, or for the channel to be destroyed; false at the
-    // deadline.
-    bool wait_for_room(const deadline& until) const
-    {
-        return wait_until([&] { return has_room() || is_gone(); }, header->send_seq,
-                          header->send_sleepers, until, policy);
-    }
-    bool wait_for_message(const deadline& until) const
-    {
-        return wait_until([&] { return has_message() || is_gone(); }, header->recv_seq,
-                          header->recv_sleepers, until, policy);
-    }
-    bool wait_for_empty(const deadline& until) const
-    {
-        // Receivers wake the send side after each message they take.
-        return wait_until([&] { return !has_message() || is_gone(); }, header->send_seq,
-                          header->send_sleepers, until, policy);
-    }
-
-    transport& remote_or_throw() const
-    {
-        if (remote == nullptr) {
-            throw_error(errc::no_transport,
-                        name() + " lives on node " + std::to_string(node) +
-                            ": reaching another node's channel needs the runtime's transport, "
-                            "which this process does not have");
-        }
-        return *remote;
-    }
-};
 
 namespace {
 
@@ -385,6 +290,16 @@ bool channel::owner() const { return state().owner; }
 void channel::disown() { state().owner = false; }
 void channel::set_wait_policy(const wait_policy& policy) { state().policy = policy; }
 
+pool::pool& channel::pool() const
+{
+    auto& s = state();
+    if (!s.is_local()) {
+        throw_error(errc::not_local, s.name() + " lives on node " + std::to_string(s.node) +
+                                         ": its pool is not mapped here");
+    }
+    return s.pool;
+}
+
 std::uint64_t channel::size() const
 {
     auto& s = state();
@@ -552,9 +467,7 @@ std::optional<pool::allocation> channel::try_recv_block()
 {
     auto& s = state();
     if (!s.is_local()) {
-        throw_error(errc::no_transport,
-                    s.name() + ": receiving a pool block from another node is not supported; "
-                               "use recv() into a buffer");
+        return s.remote_or_throw().recv_block(s.descriptor, std::chrono::nanoseconds(0));
     }
     s.check_alive();
     std::optional<pool::allocation> copy;
@@ -587,10 +500,80 @@ std::optional<pool::allocation> channel::try_recv_block()
 pool::allocation channel::recv_block(timeout limit)
 {
     auto& s = state();
+    if (!s.is_local()) {
+        auto block = s.remote_or_throw().recv_block(s.descriptor, limit);
+        if (!block) {
+            detail::throw_timeout(s, "still empty at the timeout");
+        }
+        return std::move(*block);
+    }
     const auto until = deadline::after(limit);
     for (;;) {
         if (auto block = try_recv_block()) {
             return std::move(*block);
+        }
+        if (!s.wait_for_message(until)) {
+            detail::throw_timeout(s, "still empty at the timeout");
+        }
+    }
+}
+
+std::optional<message> channel::try_take(std::span<std::byte> scratch)
+{
+    auto& s = state();
+    message m;
+    if (!s.is_local()) {
+        auto bytes = s.remote_or_throw().recv(s.descriptor, std::chrono::nanoseconds(0));
+        if (!bytes) {
+            return std::nullopt;
+        }
+        m.owned_ = std::move(*bytes);
+        m.bytes_ = m.owned_;
+        return m;
+    }
+    s.check_alive();
+    const auto got = detail::dequeue(s, [&](slot_header* slot) {
+        if (slot->kind == slot_kind::inline_bytes && slot->length != 0) {
+            const std::byte* payload = s.payload(slot);
+            if (slot->length <= scratch.size()) {
+                std::memcpy(scratch.data(), payload, slot->length);
+            } else {
+                m.owned_.assign(payload, payload + slot->length);
+            }
+        }
+        return true;
+    });
+    if (!got) {
+        return std::nullopt;
+    }
+    if (got->kind == slot_kind::pool_block) {
+        m.block_ = s.pool.attach_allocation(got->offset, got->length);
+        m.bytes_ = std::span<const std::byte>(m.block_.data(), got->length);
+    } else if (got->length <= scratch.size()) {
+        m.bytes_ = scratch.first(got->length);
+    } else {
+        m.bytes_ = m.owned_;
+    }
+    return m;
+}
+
+message channel::take(std::span<std::byte> scratch, timeout limit)
+{
+    auto& s = state();
+    if (!s.is_local()) {
+        auto bytes = s.remote_or_throw().recv(s.descriptor, limit);
+        if (!bytes) {
+            detail::throw_timeout(s, "still empty at the timeout");
+        }
+        message m;
+        m.owned_ = std::move(*bytes);
+        m.bytes_ = m.owned_;
+        return m;
+    }
+    const auto until = deadline::after(limit);
+    for (;;) {
+        if (auto m = try_take(scratch)) {
+            return std::move(*m);
         }
         if (!s.wait_for_message(until)) {
             detail::throw_timeout(s, "still empty at the timeout");

@@ -1,7 +1,13 @@
 // dragonx.hpp - the one header users include: every public dragonx API.
 #pragma once
 
+#include <dragonx/channels/barrier.hpp>
 #include <dragonx/channels/channel.hpp>
+#include <dragonx/channels/channel_set.hpp>
+#include <dragonx/channels/event.hpp>
+#include <dragonx/channels/queue.hpp>
+#include <dragonx/channels/semaphore.hpp>
+#include <dragonx/common/codec.hpp>
 #include <dragonx/common/deadline.hpp>
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/identity.hpp>

@@ -32,6 +32,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <dragonx/common/deadline.hpp>
 #include <dragonx/common/wait.hpp>
@@ -60,6 +61,23 @@ enum class poll_event {
     readable,  // at least one message
     writable,  // room for at least one message
     empty,     // no message at all
+};
+
+/// One message taken by channel::take(): its bytes sit in the scratch buffer given to
+/// take() (when they fit), in a block of the channel's pool owned by this object (large and
+/// handed-over messages), or, across nodes, in memory owned by this object.
+class message {
+public:
+    [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
+    [[nodiscard]] std::size_t size() const noexcept { return bytes_.size(); }
+    /// The pool block holding the bytes, if any; move it out to keep them without a copy.
+    [[nodiscard]] pool::allocation& block() noexcept { return block_; }
+
+private:
+    friend class channel;
+    std::span<const std::byte> bytes_;
+    pool::allocation block_;
+    std::vector<std::byte> owned_;
 };
 
 class channel {
@@ -92,6 +110,8 @@ public:
     [[nodiscard]] std::uint32_t block_size() const;
     /// Messages in the channel now (a snapshot).
     [[nodiscard]] std::uint64_t size() const;
+    /// The pool the channel lives in (local channels only; throws errc::not_local).
+    [[nodiscard]] pool::pool& pool() const;
 
     // ---- sending ----------------------------------------------------------------------
     /// Sends a copy of `bytes`; false if the channel is full (or, for a message larger than
@@ -117,6 +137,12 @@ public:
     [[nodiscard]] std::optional<pool::allocation> try_recv_block();
     [[nodiscard]] pool::allocation recv_block(timeout limit);
 
+    /// Takes the next message the cheapest way: copied into `scratch` if it fits, else kept
+    /// where it is (the pool block the sender filled or handed over). nullopt if empty.
+    /// The message refers to `scratch`: keep the buffer until done with it.
+    [[nodiscard]] std::optional<message> try_take(std::span<std::byte> scratch);
+    [[nodiscard]] message take(std::span<std::byte> scratch, timeout limit);
+
     /// Size of the next message, without taking it; nullopt if empty.
     [[nodiscard]] std::optional<std::size_t> peek_size() const;
 
@@ -136,6 +162,7 @@ public:
     void destroy();
 
 private:
+    friend class channel_set;
     explicit channel(std::unique_ptr<detail::channel_state> state) noexcept;
     void destroy_if_owner() noexcept;
     detail::channel_state& state() const;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <dragonx/common/deadline.hpp>
+#include <dragonx/pool/pool.hpp>
 
 namespace dragonx::channels {
 
@@ -34,6 +35,10 @@ public:
                       timeout limit) = 0;
     /// Receives the next message; nullopt if it stayed empty for `limit`.
     virtual std::optional<std::vector<std::byte>> recv(std::string_view channel,
+                                                       timeout limit) = 0;
+    /// Receives the next message into a block of a pool on this node (the transport's
+    /// landing pool), owned by the caller; nullopt if it stayed empty for `limit`.
+    virtual std::optional<pool::allocation> recv_block(std::string_view channel,
                                                        timeout limit) = 0;
     /// Waits up to `limit` for `event` on the channel.
     virtual bool poll(std::string_view channel, poll_event event, timeout limit) = 0;
