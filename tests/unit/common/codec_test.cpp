@@ -5,6 +5,9 @@
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <optional>
+#include <variant>
 #include <string>
 #include <vector>
 
@@ -37,7 +40,7 @@ struct dragonx::codec<point> {
     {
         out.value(p.x);
         out.value(p.y);
-        out.chunk(dragonx::as_bytes(p.label));
+        out.chunk_view(dragonx::as_bytes(p.label));
     }
     static point decode(decoder& in)
     {
@@ -105,9 +108,9 @@ TEST_CASE("the encoded form is LEB128 length + bytes per chunk", "[common][codec
 TEST_CASE("chunk boundaries survive, and a user codec composes chunks", "[common][codec]")
 {
     encoder out;
-    out.chunk(dragonx::as_bytes("one"));
-    out.chunk(dragonx::as_bytes(""));
-    out.chunk_copy(dragonx::as_bytes(std::string("three")));  // the temporary dies here
+    out.chunk_view(dragonx::as_bytes("one"));  // a literal: lives for ever
+    out.chunk_view(dragonx::as_bytes(""));
+    out.chunk(dragonx::as_bytes(std::string("three")));  // copied: the temporary dies here
     out.value(std::uint32_t{7});
     CHECK(out.chunk_count() == 4);
     const auto message = out.to_bytes();
@@ -164,4 +167,78 @@ TEST_CASE("malformed messages are rejected with errc::malformed_message", "[comm
     // Missing chunks of a composite value.
     CHECK(errc_of([&] { (void)dragonx::decode<point>(dragonx::encode(2.0)); }) ==
           errc::malformed_message);
+}
+
+namespace {
+
+struct job {
+    std::string name;
+    std::uint32_t rank = 0;
+    std::optional<std::vector<int>> cpus;
+    std::map<std::string, std::string> env;
+    std::vector<std::string> args;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.name, self.rank, self.cpus, self.env, self.args);
+    }
+    bool operator==(const job&) const = default;
+};
+
+struct ping {
+    std::uint64_t id = 0;
+    static auto fields(auto& self) { return std::tie(self.id); }
+    bool operator==(const ping&) const = default;
+};
+
+using any_message = std::variant<ping, job, std::string>;
+
+}  // namespace
+
+TEST_CASE("composite codecs: optional, pair, vector, map, variant, described structs",
+          "[common][codec]")
+{
+    CHECK(round_trip(std::optional<int>()) == std::nullopt);
+    CHECK(round_trip(std::optional<int>(5)) == 5);
+    CHECK(round_trip(std::pair<std::string, double>("x", 2.0)) ==
+          std::pair<std::string, double>("x", 2.0));
+    const std::vector<std::string> words{"", "a", std::string(300, 'w')};
+    CHECK(round_trip(words) == words);
+    const std::map<std::string, std::vector<int>> m{{"a", {1, 2}}, {"b", {}}};
+    CHECK(round_trip(m) == m);
+
+    const job j{"worker", 3, std::vector<int>{0, 2}, {{"PATH", "/bin"}, {"X", ""}}, {"-v", "x"}};
+    CHECK(round_trip(j) == j);
+    CHECK(round_trip(job{}) == job{});
+    for (const any_message& msg : {any_message(ping{7}), any_message(j), any_message("text")}) {
+        CHECK(round_trip(msg) == msg);
+    }
+}
+
+TEST_CASE("malformed composites are rejected", "[common][codec]")
+{
+    // An unknown variant alternative.
+    encoder out;
+    out.value(std::uint32_t{3});
+    out.value(std::uint64_t{1});
+    CHECK(errc_of([&] { (void)dragonx::decode<any_message>(out.to_bytes()); }) ==
+          errc::malformed_message);
+    // A count far larger than the message.
+    out.clear();
+    out.value(std::uint64_t{1} << 60);
+    CHECK(errc_of([&] { (void)dragonx::decode<std::vector<std::string>>(out.to_bytes()); }) ==
+          errc::malformed_message);
+    // A bad presence flag.
+    out.clear();
+    out.value(std::uint8_t{2});
+    out.value(1);
+    CHECK(errc_of([&] { (void)dragonx::decode<std::optional<int>>(out.to_bytes()); }) ==
+          errc::malformed_message);
+    // Every truncation of a described struct.
+    const auto good = dragonx::encode(job{"n", 1, std::vector<int>{1}, {{"k", "v"}}, {"a"}});
+    for (std::size_t n = 0; n < good.size(); ++n) {
+        CAPTURE(n);
+        CHECK(errc_of([&] {
+                  (void)dragonx::decode<job>(std::span<const std::byte>(good.data(), n));
+              }) == errc::malformed_message);
+    }
 }

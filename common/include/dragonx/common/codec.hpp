@@ -14,15 +14,17 @@
 //   };
 //
 // Provided: arithmetic types and enums, std::string, std::vector and std::array of trivially
-// copyable types, dragonx::bytes (std::vector<std::byte>), and std::span<const std::byte> for
-// encoding only.
+// copyable types (one chunk), dragonx::bytes (std::vector<std::byte>), std::span<const
+// std::byte> for encoding only; and, part by part: std::optional, std::pair, std::vector of
+// other types, std::map, std::variant, and structs that list their fields (`described`).
 //
 // Notes:
 // - Encoded form: the chunks back to back, each as a LEB128 length and its bytes. Numbers are
 //   in host byte order: every node of a run has the same architecture.
-// - encoder::chunk() refers to the caller's bytes without copying them; they must stay valid
-//   and unchanged until the encoder has been written out (a value being encoded always is).
-//   chunk_copy() and value() copy, for bytes made up on the spot.
+// - encoder::chunk() and value() copy the bytes they are given. chunk_view() refers to them
+//   instead: they must stay valid and unchanged until the encoder has been written out, so
+//   use it only for bytes inside the value being encoded, never for a temporary. The codecs
+//   of strings, vectors and arrays use it, so large values are copied once, into the message.
 // - decoder never reads past its input: truncated, malformed or leftover input throws
 //   dragonx::error(errc::malformed_message), naming what was being decoded.
 #pragma once
@@ -32,10 +34,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <dragonx/common/error.hpp>
@@ -53,14 +60,14 @@ inline std::span<const std::byte> as_bytes(std::string_view s) noexcept
 /// Collects the chunks of one or more values, then writes them out as one message.
 class encoder {
 public:
-    /// Appends a chunk that refers to `data` (no copy; see the notes above).
-    void chunk(std::span<const std::byte> data)
+    /// Appends a chunk that refers to `data` without copying it (see the notes above).
+    void chunk_view(std::span<const std::byte> data)
     {
         pieces_.push_back({data.data(), 0, data.size()});
         size_ += varint_size(data.size()) + data.size();
     }
     /// Appends a chunk holding a copy of `data`.
-    void chunk_copy(std::span<const std::byte> data)
+    void chunk(std::span<const std::byte> data)
     {
         const std::size_t at = arena_.size();
         arena_.resize(at + data.size());
@@ -75,7 +82,7 @@ public:
         requires std::is_trivially_copyable_v<T>
     void value(const T& v)
     {
-        chunk_copy(std::as_bytes(std::span(&v, 1)));
+        chunk(std::as_bytes(std::span(&v, 1)));
     }
 
     /// Bytes the encoded message takes.
@@ -142,6 +149,7 @@ public:
     }
 
     [[nodiscard]] bool at_end() const noexcept { return rest_.empty(); }
+    [[nodiscard]] std::size_t remaining_bytes() const noexcept { return rest_.size(); }
     /// Throws errc::malformed_message unless every chunk has been read.
     void expect_end() const;
     [[noreturn]] void fail(const std::string& why) const;
@@ -172,7 +180,7 @@ struct codec<T> {
 
 template <>
 struct codec<std::string> {
-    static void encode(const std::string& v, encoder& out) { out.chunk(as_bytes(v)); }
+    static void encode(const std::string& v, encoder& out) { out.chunk_view(as_bytes(v)); }
     static std::string decode(decoder& in) { return in.string(); }
 };
 
@@ -181,7 +189,7 @@ template <class T>
 struct codec<std::vector<T>> {
     static void encode(const std::vector<T>& v, encoder& out)
     {
-        out.chunk(std::as_bytes(std::span(v.data(), v.size())));
+        out.chunk_view(std::as_bytes(std::span(v.data(), v.size())));
     }
     static std::vector<T> decode(decoder& in)
     {
@@ -203,14 +211,160 @@ template <class T, std::size_t N>
 struct codec<std::array<T, N>> {
     static void encode(const std::array<T, N>& v, encoder& out)
     {
-        out.chunk(std::as_bytes(std::span(v)));
+        out.chunk_view(std::as_bytes(std::span(v)));
     }
     static std::array<T, N> decode(decoder& in) { return in.value<std::array<T, N>>(); }
 };
 
 template <>
 struct codec<std::span<const std::byte>> {
-    static void encode(std::span<const std::byte> v, encoder& out) { out.chunk(v); }
+    static void encode(std::span<const std::byte> v, encoder& out) { out.chunk_view(v); }
+};
+
+// ---- composites: each part through its own codec ----------------------------------------
+
+template <class T>
+    requires encodable<T> && decodable<T>
+struct codec<std::optional<T>> {
+    static void encode(const std::optional<T>& v, encoder& out)
+    {
+        out.value(static_cast<std::uint8_t>(v.has_value()));
+        if (v) {
+            codec<T>::encode(*v, out);
+        }
+    }
+    static std::optional<T> decode(decoder& in)
+    {
+        const auto present = in.value<std::uint8_t>();
+        if (present > 1) {
+            in.fail("an optional's presence flag is " + std::to_string(present));
+        }
+        if (present == 0) {
+            return std::nullopt;
+        }
+        return codec<T>::decode(in);
+    }
+};
+
+template <class A, class B>
+    requires encodable<A> && decodable<A> && encodable<B> && decodable<B>
+struct codec<std::pair<A, B>> {
+    static void encode(const std::pair<A, B>& v, encoder& out)
+    {
+        codec<A>::encode(v.first, out);
+        codec<B>::encode(v.second, out);
+    }
+    static std::pair<A, B> decode(decoder& in)
+    {
+        A a = codec<A>::decode(in);
+        return {std::move(a), codec<B>::decode(in)};
+    }
+};
+
+namespace detail {
+
+// A sequence of values: a count, then each element through its codec. Map entries go as
+// key then value (encoding them as a std::pair would copy them into temporaries).
+template <class Container, class Element>
+struct sequence_codec {
+    static void encode(const Container& v, encoder& out)
+    {
+        out.value(static_cast<std::uint64_t>(v.size()));
+        for (const auto& e : v) {
+            if constexpr (requires { e.first; e.second; }) {
+                codec<std::remove_cvref_t<decltype(e.first)>>::encode(e.first, out);
+                codec<std::remove_cvref_t<decltype(e.second)>>::encode(e.second, out);
+            } else {
+                codec<Element>::encode(e, out);
+            }
+        }
+    }
+    static Container decode(decoder& in)
+    {
+        const auto n = in.value<std::uint64_t>();
+        if (n > in.remaining_bytes()) {  // every element takes at least one byte
+            in.fail("a count of " + std::to_string(n) + " elements in " +
+                    std::to_string(in.remaining_bytes()) + " bytes");
+        }
+        Container v;
+        for (std::uint64_t i = 0; i < n; ++i) {
+            if constexpr (requires { v.push_back(codec<Element>::decode(in)); }) {
+                v.push_back(codec<Element>::decode(in));
+            } else {
+                v.insert(codec<Element>::decode(in));
+            }
+        }
+        return v;
+    }
+};
+
+}  // namespace detail
+
+template <class T>
+    requires(!std::is_trivially_copyable_v<T> && encodable<T> && decodable<T>)
+struct codec<std::vector<T>> : detail::sequence_codec<std::vector<T>, T> {};
+
+template <class K, class V>
+    requires encodable<K> && decodable<K> && encodable<V> && decodable<V>
+struct codec<std::map<K, V>> : detail::sequence_codec<std::map<K, V>, std::pair<K, V>> {};
+
+template <class... T>
+    requires((encodable<T> && decodable<T>) && ...)
+struct codec<std::variant<T...>> {
+    static void encode(const std::variant<T...>& v, encoder& out)
+    {
+        out.value(static_cast<std::uint32_t>(v.index()));
+        std::visit([&](const auto& alt) { codec<std::remove_cvref_t<decltype(alt)>>::encode(alt, out); },
+                   v);
+    }
+    static std::variant<T...> decode(decoder& in)
+    {
+        const auto index = in.value<std::uint32_t>();
+        if (index >= sizeof...(T)) {
+            in.fail("alternative " + std::to_string(index) + " of a variant of " +
+                    std::to_string(sizeof...(T)));
+        }
+        return decode_alternative(in, index, std::index_sequence_for<T...>{});
+    }
+
+private:
+    template <std::size_t... I>
+    static std::variant<T...> decode_alternative(decoder& in, std::uint32_t index,
+                                                 std::index_sequence<I...>)
+    {
+        std::optional<std::variant<T...>> out;
+        ((I == index ? (void)out.emplace(std::in_place_index<I>, codec<T>::decode(in)) : (void)0),
+         ...);
+        return std::move(*out);
+    }
+};
+
+/// A struct whose fields are listed once, for its codec:
+///   struct job { std::string name; int rank;
+///                static auto fields(auto& self) { return std::tie(self.name, self.rank); } };
+/// encodes as its fields in that order. Appending a field changes the encoding: version
+/// messages that cross versions.
+template <class T>
+concept described = std::is_default_constructible_v<T> && requires(T& t, const T& ct) {
+    T::fields(t);
+    T::fields(ct);
+};
+
+template <described T>
+struct codec<T> {
+    static void encode(const T& v, encoder& out)
+    {
+        std::apply([&](const auto&... f) { (codec<std::remove_cvref_t<decltype(f)>>::encode(f, out), ...); },
+                   T::fields(v));
+    }
+    static T decode(decoder& in)
+    {
+        T v{};
+        // Braced pack expansion: the fields are decoded in order.
+        std::apply([&](auto&... f) { ((f = codec<std::remove_cvref_t<decltype(f)>>::decode(in)), ...); },
+                   T::fields(v));
+        return v;
+    }
 };
 
 /// Encodes `v` as a message of its own.
