@@ -171,7 +171,11 @@ std::uint32_t barrier::parties() const
 
 std::uint32_t barrier::n_waiting() const
 {
-    return state().header->arrived.load(std::memory_order_acquire);
+    // The waiters of a broken round have all left (or are leaving) with an error.
+    const auto& h = *state().header;
+    return h.broken.load(std::memory_order_acquire) != 0
+               ? 0
+               : h.arrived.load(std::memory_order_acquire);
 }
 
 bool barrier::broken() const

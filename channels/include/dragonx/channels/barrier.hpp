@@ -14,9 +14,9 @@
 //   cannot complete a round without the one that left).
 // - An optional action runs in the last arriving process before the others are released; if
 //   it throws, the barrier breaks and the exception goes to that process.
-// - A process killed while waiting leaves a round that cannot complete: the others time out
-//   (or wait for ever if they asked for no timeout). Lifetime and locality as in
-//   sync_object.hpp.
+// - A process killed while waiting has still arrived: its round completes without it. One
+//   killed before arriving leaves a round that cannot complete: the others time out (or wait
+//   for ever if they asked for no timeout). Lifetime and locality as in sync_object.hpp.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +49,7 @@ public:
     void reset();
 
     [[nodiscard]] std::uint32_t parties() const;
-    /// Waiters in the current round (a snapshot).
+    /// Waiters in the current round (a snapshot); 0 while the barrier is broken.
     [[nodiscard]] std::uint32_t n_waiting() const;
     [[nodiscard]] bool broken() const;
 
