@@ -68,10 +68,11 @@ void semaphore::release(std::int64_t n)
     std::int64_t v = count.load(std::memory_order_relaxed);
     do {
         if (v > bound - n) {
+            // (v + n may not even be representable: say it without computing it.)
             throw_error(errc::invalid_argument,
-                        "releasing " + std::to_string(n) + " permit(s) would raise the semaphore "
-                        "to " + std::to_string(v + n) + ", above its bound of " +
-                        std::to_string(bound));
+                        "releasing " + std::to_string(n) + " permit(s) to a semaphore holding " +
+                            std::to_string(v) + " would exceed its bound of " +
+                            std::to_string(bound));
         }
     } while (!count.compare_exchange_weak(v, v + n, std::memory_order_release,
                                           std::memory_order_relaxed));
