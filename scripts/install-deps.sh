@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
     g++ meson ninja-build pkg-config
     libfabric-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
-    nlohmann-json3-dev libxxhash-dev catch2
+    nlohmann-json3-dev libxxhash-dev libssl-dev catch2
 )
 
 missing=()

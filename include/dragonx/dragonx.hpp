@@ -11,4 +11,7 @@
 #include <dragonx/common/deadline.hpp>
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/identity.hpp>
+#include <dragonx/policy/discovery.hpp>
+#include <dragonx/policy/evaluator.hpp>
+#include <dragonx/policy/policy.hpp>
 #include <dragonx/pool/pool.hpp>
