@@ -9,13 +9,13 @@
 #include <dragonx/channels/transport.hpp>
 #include <dragonx/common/descriptor.hpp>
 #include <dragonx/common/error.hpp>
-#include <dragonx/common/identity.hpp>
 #include <dragonx/common/log.hpp>
 #include <dragonx/common/random.hpp>
 #include <dragonx/common/robust_mutex.hpp>
 #include <dragonx/common/wire.hpp>
 
 #include "channel_state.hpp"
+#include "pool_object.hpp"
 
 namespace dragonx::channels {
 namespace detail {
@@ -229,36 +229,18 @@ channel channel::attach(std::string_view descriptor, transport* remote)
         s->block_size < detail::min_block_size || s->block_size > detail::max_block_size) {
         r.fail("capacity or block size out of range");
     }
-    const auto pool_desc = pool::pool_of(s->block_descriptor);
-    const auto where = pool::describe(pool_desc);
-    s->node = where.node;
+    const auto home = detail::locate_object(s->block_descriptor, s->name());
+    s->node = home.node;
     s->descriptor = std::string(descriptor);
-
-    const auto me = run_identity::from_environment();
-    if (me.in_run && where.run != me.run) {
-        throw_error(errc::wrong_run, s->name() + " belongs to run " + where.run +
-                                         ", this process to run " + me.run);
-    }
-    if (me.in_run && where.node != me.node) {
+    if (!home.local) {
         s->remote = remote;  // operations go through the transport (or fail clearly)
         return channel(std::move(s));
     }
-
-    s->pool = pool::pool::attach(pool_desc);
-    // Borrow the block: check it is live, then give ownership back at once.
-    pool::allocation block;
-    try {
-        block = s->pool.attach_allocation(s->block_descriptor);
-    } catch (const dragonx::error& e) {
-        if (!e.is(errc::invalid_allocation)) {
-            throw;
-        }
-        throw_error(errc::not_found, s->name() + " was destroyed");
-    }
-    auto* h = reinterpret_cast<channel_header*>(block.data());
+    auto borrowed = detail::borrow_block(home, s->block_descriptor, s->name());
+    s->pool = std::move(borrowed.pool);
+    auto* h = reinterpret_cast<channel_header*>(borrowed.data);
     const bool size_matches =
-        block.size() == detail::channel_bytes(s->capacity, s->block_size);
-    block.disown();
+        borrowed.size == detail::channel_bytes(s->capacity, s->block_size);
     if (h->magic != detail::channel_magic || h->version != detail::channel_layout_version ||
         h->ready.load(std::memory_order_acquire) != 1 || h->nonce != s->nonce ||
         h->channel_id != s->id || h->capacity != s->capacity ||
@@ -521,17 +503,15 @@ pool::allocation channel::recv_block(timeout limit)
 std::optional<message> channel::try_take(std::span<std::byte> scratch)
 {
     auto& s = state();
-    message m;
     if (!s.is_local()) {
         auto bytes = s.remote_or_throw().recv(s.descriptor, std::chrono::nanoseconds(0));
         if (!bytes) {
             return std::nullopt;
         }
-        m.owned_ = std::move(*bytes);
-        m.bytes_ = m.owned_;
-        return m;
+        return message(std::move(*bytes));
     }
     s.check_alive();
+    message m;
     const auto got = detail::dequeue(s, [&](slot_header* slot) {
         if (slot->kind == slot_kind::inline_bytes && slot->length != 0) {
             const std::byte* payload = s.payload(slot);
@@ -565,10 +545,7 @@ message channel::take(std::span<std::byte> scratch, timeout limit)
         if (!bytes) {
             detail::throw_timeout(s, "still empty at the timeout");
         }
-        message m;
-        m.owned_ = std::move(*bytes);
-        m.bytes_ = m.owned_;
-        return m;
+        return message(std::move(*bytes));
     }
     const auto until = deadline::after(limit);
     for (;;) {

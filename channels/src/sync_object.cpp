@@ -6,12 +6,12 @@
 #include <spdlog/spdlog.h>
 
 #include <dragonx/common/descriptor.hpp>
-#include <dragonx/common/identity.hpp>
 #include <dragonx/common/log.hpp>
 #include <dragonx/common/random.hpp>
 #include <dragonx/common/robust_mutex.hpp>
 #include <dragonx/common/wire.hpp>
 
+#include "pool_object.hpp"
 #include "sync_state.hpp"
 
 namespace dragonx {
@@ -116,37 +116,20 @@ std::unique_ptr<sync_state> sync_object::attach_state(std::string_view descripto
                                                 std::string(sync_kind_name(got_kind)) +
                                                 ", not a " + name);
     }
-    const auto pool_desc = pool::pool_of(s->block_descriptor);
-    const auto where = pool::describe(pool_desc);
-    const auto me = run_identity::from_environment();
-    if (me.in_run && where.run != me.run) {
-        throw_error(errc::wrong_run,
-                    "this " + name + " belongs to run " + where.run + ", this process to run " +
-                        me.run);
-    }
-    if (me.in_run && where.node != me.node) {
-        throw_error(errc::not_local, "this " + name + " lives on node " +
-                                         std::to_string(where.node) +
+    const auto home = channels::detail::locate_object(s->block_descriptor, name);
+    if (!home.local) {
+        throw_error(errc::not_local, name + " lives on node " + std::to_string(home.node) +
                                          "; barriers, events and semaphores work within a node");
     }
-    s->pool = pool::pool::attach(pool_desc);
-    pool::allocation block;
-    try {
-        block = s->pool.attach_allocation(s->block_descriptor);
-    } catch (const dragonx::error& e) {
-        if (!e.is(errc::invalid_allocation)) {
-            throw;
-        }
-        throw_error(errc::not_found, "this " + name + " was destroyed");
-    }
-    auto* h = reinterpret_cast<sync_header*>(block.data());
-    const bool size_matches = block.size() >= sizeof(sync_header);
-    block.disown();  // borrowed: the creator's handle owns it
+    auto borrowed = channels::detail::borrow_block(home, s->block_descriptor, name);
+    s->pool = std::move(borrowed.pool);
+    auto* h = reinterpret_cast<sync_header*>(borrowed.data);
+    const bool size_matches = borrowed.size >= sizeof(sync_header);
     if (!size_matches || h->magic != detail::sync_magic ||
         h->version != detail::sync_layout_version || h->kind != kind ||
         h->ready.load(std::memory_order_acquire) != 1 || h->nonce != s->nonce) {
         throw_error(errc::not_found,
-                    "this " + name + " was destroyed (its memory now holds something else)");
+                    name + " was destroyed (its memory now holds something else)");
     }
     s->header = h;
     return s;

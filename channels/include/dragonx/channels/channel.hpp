@@ -73,11 +73,16 @@ public:
     /// The pool block holding the bytes, if any; move it out to keep them without a copy.
     [[nodiscard]] pool::allocation& block() noexcept { return block_; }
 
+    message() = default;
+
 private:
     friend class channel;
+    // A message that came through the transport: it owns its bytes.
+    explicit message(std::vector<std::byte> owned) : owned_(std::move(owned)), bytes_(owned_) {}
+
+    std::vector<std::byte> owned_;
     std::span<const std::byte> bytes_;
     pool::allocation block_;
-    std::vector<std::byte> owned_;
 };
 
 class channel {
