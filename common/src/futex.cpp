@@ -33,9 +33,13 @@ void futex_wait_any(std::span<const futex_watch> watches,
 {
     constexpr std::size_t max_watches = 128;  // FUTEX_WAITV_MAX
     constexpr auto fallback_slice = std::chrono::milliseconds(1);
+    // Without futex_waitv the caller's loop polls: sleep a short slice and let it look again.
+    const auto sleep_a_slice = [&] {
+        std::this_thread::sleep_for(
+            limit ? std::min<std::chrono::nanoseconds>(*limit, fallback_slice) : fallback_slice);
+    };
     if (watches.empty() || watches.size() > max_watches) {
-        std::this_thread::sleep_for(limit ? std::min<std::chrono::nanoseconds>(*limit, fallback_slice)
-                                          : fallback_slice);
+        sleep_a_slice();
         return;
     }
     futex_waitv waiters[max_watches] = {};
@@ -56,8 +60,7 @@ void futex_wait_any(std::span<const futex_watch> watches,
     }
     const long r = ::syscall(SYS_futex_waitv, waiters, watches.size(), 0, tsp, CLOCK_MONOTONIC);
     if (r < 0 && errno == ENOSYS) {
-        std::this_thread::sleep_for(limit ? std::min<std::chrono::nanoseconds>(*limit, fallback_slice)
-                                          : fallback_slice);
+        sleep_a_slice();
     }
     // Otherwise: woken, a value differed (EAGAIN), a signal or the deadline: callers look again.
 }
