@@ -10,27 +10,13 @@
 #include <dragonx/common/wire.hpp>
 #include <dragonx/pool/pool.hpp>
 
+#include "support.hpp"
+
 using dragonx::errc;
+using dragonx::test::errc_of;
 using dragonx::pool::pool;
 
 namespace {
-
-// The errc of what f() throws; errc::ok if it returns; fails the test on a foreign exception.
-template <class F>
-errc outcome(F&& f)
-{
-    try {
-        f();
-    } catch (const dragonx::error& e) {
-        for (int v = 1; v <= static_cast<int>(errc::internal); ++v) {
-            if (e.is(static_cast<errc>(v))) {
-                return static_cast<errc>(v);
-            }
-        }
-        return errc::internal;
-    }
-    return errc::ok;
-}
 
 // A pool descriptor with chosen fields, as the pool component writes it (version 1).
 std::string forge_pool(const std::string& run, std::uint32_t node, std::uint64_t id,
@@ -68,11 +54,11 @@ TEST_CASE("every truncation of a descriptor is rejected", "[pool][descriptor]")
     auto a = p.allocate(10, std::chrono::seconds(1));
     const auto ad = a.descriptor();
     for (std::size_t n = 0; n < pd.size(); ++n) {
-        CHECK(outcome([&] { (void)pool::attach(pd.substr(0, n)); }) ==
+        CHECK(errc_of([&] { (void)pool::attach(pd.substr(0, n)); }) ==
               errc::malformed_descriptor);
     }
     for (std::size_t n = 0; n < ad.size(); ++n) {
-        CHECK(outcome([&] { (void)p.attach_allocation(ad.substr(0, n)); }) ==
+        CHECK(errc_of([&] { (void)p.attach_allocation(ad.substr(0, n)); }) ==
               errc::malformed_descriptor);
     }
 }
@@ -88,8 +74,8 @@ TEST_CASE("random strings and bytes never attach and never crash", "[pool][descr
         for (auto& c : s) {
             c = (i % 4 == 0) ? static_cast<char>(rng() % 256) : alphabet[rng() % 64];
         }
-        const auto e1 = outcome([&] { (void)pool::attach(s); });
-        const auto e2 = outcome([&] { (void)p.attach_allocation(s); });
+        const auto e1 = errc_of([&] { (void)pool::attach(s); });
+        const auto e2 = errc_of([&] { (void)p.attach_allocation(s); });
         CHECK((e1 == errc::malformed_descriptor || e1 == errc::version_mismatch));
         CHECK((e2 == errc::malformed_descriptor || e2 == errc::version_mismatch));
     }
@@ -100,7 +86,7 @@ TEST_CASE("random strings and bytes never attach and never crash", "[pool][descr
             b = static_cast<std::byte>(rng());
         }
         const auto s = dragonx::seal_descriptor(dragonx::descriptor_kind::pool, 1, payload);
-        const auto e = outcome([&] { (void)pool::attach(s); });
+        const auto e = errc_of([&] { (void)pool::attach(s); });
         CHECK(e != errc::ok);
         CHECK(e != errc::internal);
     }
@@ -113,7 +99,7 @@ TEST_CASE("a flipped character is caught by the checksum", "[pool][descriptor]")
     for (std::size_t i = 0; i < pd.size(); ++i) {
         auto bad = pd;
         bad[i] = bad[i] == 'A' ? 'B' : 'A';
-        CHECK(outcome([&] { (void)pool::attach(bad); }) == errc::malformed_descriptor);
+        CHECK(errc_of([&] { (void)pool::attach(bad); }) == errc::malformed_descriptor);
     }
 }
 
@@ -123,23 +109,23 @@ TEST_CASE("wrong versions, kinds, runs and sizes are told apart", "[pool][descri
     auto a = p.allocate(10, std::chrono::seconds(1));
     const std::string run = p.run();
 
-    CHECK(outcome([&] { (void)pool::attach(forge_pool(run, 0, 77, 1, 1 << 20, 2)); }) ==
+    CHECK(errc_of([&] { (void)pool::attach(forge_pool(run, 0, 77, 1, 1 << 20, 2)); }) ==
           errc::version_mismatch);
     // An allocation descriptor is not a pool descriptor, and the other way round.
-    CHECK(outcome([&] { (void)pool::attach(a.descriptor()); }) == errc::malformed_descriptor);
-    CHECK(outcome([&] { (void)p.attach_allocation(p.descriptor()); }) ==
+    CHECK(errc_of([&] { (void)pool::attach(a.descriptor()); }) == errc::malformed_descriptor);
+    CHECK(errc_of([&] { (void)p.attach_allocation(p.descriptor()); }) ==
           errc::malformed_descriptor);
     // Another run's pool.
-    CHECK(outcome([&] { (void)pool::attach(forge_pool("otherrun", 0, 77, 1, 1 << 20)); }) ==
+    CHECK(errc_of([&] { (void)pool::attach(forge_pool("otherrun", 0, 77, 1, 1 << 20)); }) ==
           errc::wrong_run);
     // A bad run id inside an otherwise valid frame.
-    CHECK(outcome([&] { (void)pool::attach(forge_pool("bad/run", 0, 77, 1, 1 << 20)); }) ==
+    CHECK(errc_of([&] { (void)pool::attach(forge_pool("bad/run", 0, 77, 1, 1 << 20)); }) ==
           errc::malformed_descriptor);
     // The right name but not this creation of it.
-    CHECK(outcome([&] { (void)pool::attach(forge_pool(run, 0, 77, 1, 1 << 20)); }) ==
+    CHECK(errc_of([&] { (void)pool::attach(forge_pool(run, 0, 77, 1, 1 << 20)); }) ==
           errc::not_found);
     // A pool that does not exist.
-    CHECK(outcome([&] { (void)pool::attach(forge_pool(run, 0, 78, 1, 1 << 20)); }) ==
+    CHECK(errc_of([&] { (void)pool::attach(forge_pool(run, 0, 78, 1, 1 << 20)); }) ==
           errc::not_found);
 }
 
@@ -149,7 +135,7 @@ TEST_CASE("allocation descriptors of another pool or no live block are refused",
     auto p = pool::create({.size = 1 << 20});
     auto q = pool::create({.size = 1 << 20});
     auto a = q.allocate(100, std::chrono::seconds(1));
-    CHECK(outcome([&] { (void)p.attach_allocation(a.descriptor()); }) == errc::invalid_argument);
+    CHECK(errc_of([&] { (void)p.attach_allocation(a.descriptor()); }) == errc::invalid_argument);
 
     // Forged offsets and sizes inside p: misaligned, out of range, not allocated.
     auto live = p.allocate(100, std::chrono::seconds(1));
@@ -169,6 +155,6 @@ TEST_CASE("allocation descriptors of another pool or no live block are refused",
         w.put(size);
         const auto forged =
             dragonx::seal_descriptor(dragonx::descriptor_kind::allocation, 1, w.bytes());
-        CHECK(outcome([&] { (void)p.attach_allocation(forged); }) == errc::invalid_allocation);
+        CHECK(errc_of([&] { (void)p.attach_allocation(forged); }) == errc::invalid_allocation);
     }
 }
