@@ -32,6 +32,9 @@ public:
         case errc::message_too_large: return "message too large";
         case errc::malformed_message: return "malformed message";
         case errc::broken_barrier: return "broken barrier";
+        case errc::no_runtime: return "no dragonx runtime";
+        case errc::peer_lost: return "peer lost";
+        case errc::process_failed: return "process failed";
         }
         return "unknown dragonx error " + std::to_string(value);
     }

@@ -60,7 +60,8 @@ struct pool_identity {
     {
         char id_hex[17];
         std::snprintf(id_hex, sizeof id_hex, "%016llx", static_cast<unsigned long long>(id));
-        return "/dragonx-" + run + "-" + id_hex;
+        // Each node of a run has its own namespace: "-n<node>-" (virtual nodes share a host).
+        return "/dragonx-" + run + "-n" + std::to_string(node) + "-" + id_hex;
     }
 
     bool operator==(const pool_identity&) const = default;

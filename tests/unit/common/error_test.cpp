@@ -70,6 +70,9 @@ TEST_CASE("errc values keep their wire numbers", "[common][error]")
     CHECK(static_cast<int>(errc::message_too_large) == 18);
     CHECK(static_cast<int>(errc::malformed_message) == 19);
     CHECK(static_cast<int>(errc::broken_barrier) == 20);
+    CHECK(static_cast<int>(errc::no_runtime) == 21);
+    CHECK(static_cast<int>(errc::peer_lost) == 22);
+    CHECK(static_cast<int>(errc::process_failed) == 23);
 }
 
 TEST_CASE("dragonx::error is a std::system_error in the dragonx category", "[common][error]")
@@ -131,7 +134,7 @@ TEST_CASE("errc values have messages", "[common][error]")
     CHECK(dragonx::make_error_code(errc::internal).message() == "internal error");
     CHECK(dragonx::dragonx_category().message(999) == "unknown dragonx error 999");
 
-    for (int v = 0; v <= static_cast<int>(errc::broken_barrier); ++v) {
+    for (int v = 0; v <= static_cast<int>(errc::process_failed); ++v) {
         const std::string text = dragonx::dragonx_category().message(v);
         CAPTURE(v, text);
         CHECK_FALSE(text.empty());

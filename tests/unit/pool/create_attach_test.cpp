@@ -58,11 +58,11 @@ private:
 
 }  // namespace
 
-TEST_CASE("a pool is a 0600 shm object named after its run and id", "[pool]")
+TEST_CASE("a pool is a 0600 shm object named after its run, node and id", "[pool]")
 {
     auto p = pool::create({.size = 1 << 20, .id = 0x2a});
     const std::string run = std::getenv("DRAGONX_RUN");
-    CHECK(p.name() == "/dragonx-" + run + "-000000000000002a");
+    CHECK(p.name() == "/dragonx-" + run + "-n0-000000000000002a");
     CHECK(p.run() == run);
     CHECK(p.id() == 0x2a);
     CHECK(p.size() == (1 << 20));
@@ -119,7 +119,7 @@ TEST_CASE("a pool bigger than /dev/shm is refused with a message saying so", "[p
     CHECK_THAT(what, Catch::Contains("/dev/shm"));
     // Nothing was left behind by the failed attempt.
     CHECK_FALSE(shm_exists("/dragonx-" + std::string(std::getenv("DRAGONX_RUN")) +
-                           "-0000000000000063"));
+                           "-n0-0000000000000063"));
 }
 
 TEST_CASE("reserve commits the space up front", "[pool]")

@@ -35,6 +35,9 @@ enum class errc : int {
     message_too_large = 18,    // a message does not fit the buffer or slot offered for it
     malformed_message = 19,    // encoded bytes do not decode as the expected value
     broken_barrier = 20,       // a barrier was aborted, reset or timed out under its waiters
+    no_runtime = 21,           // not running under `dragonx run`, or the runtime is gone
+    peer_lost = 22,            // a daemon, launcher or connection died or stopped answering
+    process_failed = 23,       // a managed process could not start, or exited with an error
 };
 
 const std::error_category& dragonx_category() noexcept;

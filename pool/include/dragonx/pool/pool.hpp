@@ -1,7 +1,8 @@
 // pool.hpp - managed-memory pools: shared memory that any process on the node can allocate
 // from, free to, and pass around by short descriptor strings.
 //
-// A pool is one POSIX shared-memory object, /dev/shm/dragonx-<run>-<pool id>, mode 0600. The
+// A pool is one POSIX shared-memory object, /dev/shm/dragonx-<run>-n<node>-<pool id>, mode
+// 0600. The
 // process that creates it owns it (destroys it when its handle goes away, unless it disowns
 // it); any process on the node attaches with the pool's descriptor. Allocations are blocks of
 // power-of-two sizes from 64 bytes up; an allocation descriptor names one block so that
@@ -158,7 +159,7 @@ public:
 
     [[nodiscard]] explicit operator bool() const noexcept { return state_ != nullptr; }
     [[nodiscard]] std::string descriptor() const;
-    [[nodiscard]] std::string name() const;  // shm object name, "/dragonx-<run>-<id>"
+    [[nodiscard]] std::string name() const;  // shm object name, "/dragonx-<run>-n<node>-<id>"
     [[nodiscard]] std::uint64_t id() const;
     [[nodiscard]] std::string run() const;
     [[nodiscard]] std::uint32_t node() const;

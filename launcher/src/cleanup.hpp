@@ -1,0 +1,29 @@
+// cleanup.hpp - `dragonx cleanup`: remove what crashed runs of this user left on this node.
+//
+// Notes:
+// - A run is *live* when its launcher is alive on this host: the launcher record in its run
+//   directory (see runtime/src/run_paths.hpp) names a process that still exists with the same
+//   start time. A record naming another host counts as live (we cannot tell from here).
+//   Runs of processes outside `dragonx run` ("solo<pid>") and of test programs ("t<pid>") are
+//   live while that pid exists. Run ids of any other shape are not ours: never touched.
+// - For every run that is not live, in this order: its stray daemons (processes of this uid
+//   whose executable is named dragonx-runtime and whose command line has "--run <id>") get
+//   SIGTERM, then SIGKILL after `grace`; its shm objects (/dev/shm/dragonx-<id>-*, owned by
+//   this uid) are unlinked; its run directory is removed.
+// - Each removal is printed as one line ("removed /dev/shm/dragonx-r...-n0-..."), and with
+//   dry_run it is only printed ("would remove ..."). Prints "nothing to clean up" when there
+//   is nothing. Never touches another user's objects or processes.
+#pragma once
+
+#include <chrono>
+#include <ostream>
+
+#include "options.hpp"
+
+namespace dragonx::launcher {
+
+/// Runs the cleanup; returns the exit code (0, or 1 if something could not be removed).
+int run_cleanup(const cleanup_options& options, std::ostream& out,
+                std::chrono::milliseconds grace = std::chrono::seconds(1));
+
+}  // namespace dragonx::launcher

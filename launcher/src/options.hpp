@@ -1,0 +1,56 @@
+// options.hpp - the `dragonx` command line: what to do, parsed and checked.
+//
+//   dragonx run [options] PROG [ARGS...]    start a run with PROG as the head process
+//   dragonx [options] PROG [ARGS...]        the same (DragonHPC-style shorthand)
+//   dragonx cleanup [--dry-run]             remove what crashed runs left on this node
+//   dragonx --version | -h | --help
+//
+// Notes:
+// - Everything after PROG belongs to PROG, untouched, even arguments that look like options
+//   ("dragonx run ./prog -N 3 --help" gives prog "-N 3 --help").
+// - Never exits and never prints: --version, help and usage errors come back as an
+//   early_exit holding the text and the exit code (0 for help/version, 2 for usage errors),
+//   so main() decides and tests can check.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace dragonx::launcher {
+
+enum class wlm_kind { automatic, local, slurm, pbs, ssh };
+enum class label_mode { none, basic, verbose };
+
+struct run_options {
+    std::uint32_t nodes = 0;             // -N/--nodes; 0: all the allocation offers
+    wlm_kind wlm = wlm_kind::automatic;  // --wlm local|slurm|pbs|ssh
+    std::vector<std::string> hosts;      // --hostlist a,b / --hostfile F, in order, unique
+    bool single_node = false;            // -s/--single-node
+    label_mode label = label_mode::none; // --label none|basic|verbose
+    std::string log_level = "warning";   // -l/--log-level: debug|info|warning|error|critical|none
+    std::string program;                 // PROG, as given
+    std::vector<std::string> args;       // ARGS
+};
+
+struct cleanup_options {
+    bool dry_run = false;
+};
+
+/// Print `out` on stdout and `err` on stderr, then exit with `code`.
+struct early_exit {
+    int code = 0;
+    std::string out;
+    std::string err;
+};
+
+using command = std::variant<run_options, cleanup_options, early_exit>;
+
+/// Parses argv (argv[0] is the program name).
+[[nodiscard]] command parse_command_line(int argc, const char* const* argv);
+
+[[nodiscard]] const char* to_string(wlm_kind w) noexcept;
+[[nodiscard]] const char* to_string(label_mode l) noexcept;
+
+}  // namespace dragonx::launcher
