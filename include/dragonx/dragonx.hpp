@@ -15,3 +15,7 @@
 #include <dragonx/policy/evaluator.hpp>
 #include <dragonx/policy/policy.hpp>
 #include <dragonx/pool/pool.hpp>
+#include <dragonx/runtime/process.hpp>
+#include <dragonx/runtime/process_group.hpp>
+#include <dragonx/runtime/runtime.hpp>
+#include <dragonx/runtime/system.hpp>

@@ -13,7 +13,7 @@
 #include <dragonx/common/encoding.hpp>
 #include <dragonx/common/error.hpp>
 
-namespace dragonx::runtime::detail {
+namespace dragonx::rt::detail {
 namespace {
 
 constexpr std::size_t challenge_bytes = 32;
@@ -88,4 +88,4 @@ bool verify(const run_secret& secret, auth_role role, std::span<const std::uint8
            CRYPTO_memcmp(proof.data(), expected.data(), expected.size()) == 0;
 }
 
-}  // namespace dragonx::runtime::detail
+}  // namespace dragonx::rt::detail

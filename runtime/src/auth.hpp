@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-namespace dragonx::runtime::detail {
+namespace dragonx::rt::detail {
 
 using run_secret = std::array<std::uint8_t, 32>;
 
@@ -38,4 +38,4 @@ enum class auth_role { acceptor, connector };
                           std::span<const std::uint8_t> challenge,
                           std::span<const std::uint8_t> proof);
 
-}  // namespace dragonx::runtime::detail
+}  // namespace dragonx::rt::detail

@@ -3,7 +3,7 @@
 
 #include <cstring>
 
-namespace dragonx::runtime {
+namespace dragonx::rt {
 
 void status::throw_if_error() const
 {
@@ -85,22 +85,7 @@ std::optional<envelope> frame_reader::next()
 
 std::string_view message_name(const message& m) noexcept
 {
-    struct namer {
-        std::string_view operator()(const msg::hello&) const { return "hello"; }
-        std::string_view operator()(const msg::hello_reply&) const { return "hello_reply"; }
-        std::string_view operator()(const msg::hello_proof&) const { return "hello_proof"; }
-        std::string_view operator()(const msg::daemon_up&) const { return "daemon_up"; }
-        std::string_view operator()(const msg::node_table&) const { return "node_table"; }
-        std::string_view operator()(const msg::start_head&) const { return "start_head"; }
-        std::string_view operator()(const msg::started&) const { return "started"; }
-        std::string_view operator()(const msg::output&) const { return "output"; }
-        std::string_view operator()(const msg::exited&) const { return "exited"; }
-        std::string_view operator()(const msg::teardown&) const { return "teardown"; }
-        std::string_view operator()(const msg::teardown_done&) const { return "teardown_done"; }
-        std::string_view operator()(const msg::heartbeat&) const { return "heartbeat"; }
-        std::string_view operator()(const msg::node_failed&) const { return "node_failed"; }
-    };
-    return std::visit(namer{}, m);
+    return std::visit([](const auto& body) { return std::decay_t<decltype(body)>::name; }, m);
 }
 
-}  // namespace dragonx::runtime
+}  // namespace dragonx::rt

@@ -14,7 +14,7 @@
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/random.hpp>
 
-namespace dragonx::runtime::detail {
+namespace dragonx::rt::detail {
 
 namespace fs = std::filesystem;
 
@@ -142,6 +142,39 @@ std::size_t remove_shm_objects(const std::string& prefix) noexcept
     return removed;
 }
 
+std::vector<pid_t> find_run_processes(const std::string& run) noexcept
+{
+    std::vector<pid_t> found;
+    try {
+        const std::string wanted = "DRAGONX_RUN=" + run;
+        const pid_t self = ::getpid();
+        std::error_code ec;
+        for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+            const std::string name = entry.path().filename().string();
+            if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) {
+                continue;
+            }
+            const pid_t pid = static_cast<pid_t>(std::stol(name));
+            struct stat st {};
+            if (pid == self || ::stat(entry.path().c_str(), &st) != 0 ||
+                st.st_uid != ::getuid()) {
+                continue;
+            }
+            std::ifstream in(entry.path() / "environ", std::ios::binary);
+            std::string variable;
+            while (std::getline(in, variable, '\0')) {
+                if (variable == wanted) {
+                    found.push_back(pid);
+                    break;
+                }
+            }
+        }
+    } catch (...) {
+        // Best effort: a process table we cannot read has nothing we can kill either.
+    }
+    return found;
+}
+
 std::string host_name()
 {
     char name[256] = {};
@@ -151,4 +184,4 @@ std::string host_name()
     return name;
 }
 
-}  // namespace dragonx::runtime::detail
+}  // namespace dragonx::rt::detail

@@ -18,8 +18,9 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
-namespace dragonx::runtime::detail {
+namespace dragonx::rt::detail {
 
 /// A fresh run id: "r" and 12 random hex digits.
 [[nodiscard]] std::string make_run_id();
@@ -65,7 +66,12 @@ void write_launcher_record(const std::string& run, const launcher_record& record
 /// owned by this user; returns how many were removed. Never throws.
 std::size_t remove_shm_objects(const std::string& prefix) noexcept;
 
+/// This user's processes, other than the caller, whose environment holds DRAGONX_RUN=<run>:
+/// the daemons and every managed process of the run on this host (and their children). Used
+/// to make sure nothing of a run survives it. Never throws.
+[[nodiscard]] std::vector<pid_t> find_run_processes(const std::string& run) noexcept;
+
 /// This host's name (gethostname), "localhost" if it cannot be read.
 [[nodiscard]] std::string host_name();
 
-}  // namespace dragonx::runtime::detail
+}  // namespace dragonx::rt::detail

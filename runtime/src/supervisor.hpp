@@ -40,7 +40,7 @@
 
 #include <dragonx/runtime/messages.hpp>
 
-namespace dragonx::runtime::detail {
+namespace dragonx::rt::detail {
 
 struct launch_request {
     puid_t puid = 0;
@@ -96,4 +96,4 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
-}  // namespace dragonx::runtime::detail
+}  // namespace dragonx::rt::detail

@@ -14,8 +14,8 @@
 using dragonx::bytes;
 using dragonx::errc;
 using dragonx::test::errc_of;
-namespace rt = dragonx::runtime;
-namespace msg = dragonx::runtime::msg;
+namespace rt = dragonx::rt;
+namespace msg = dragonx::rt::msg;
 
 namespace {
 
@@ -56,6 +56,23 @@ std::vector<rt::message> one_of_each()
         msg::teardown_done{2},
         msg::heartbeat{77},
         msg::node_failed{1, "daemon on node1 stopped answering"},
+        msg::ack{{errc::timeout, "late"}},
+        msg::create_process{sample_spec(), 4294967297ull},
+        msg::spawn_process{4294967298ull, sample_spec(), {1, {0, 1}, {3}, 1}},
+        msg::signal_process{4294967298ull, 15},
+        msg::join_processes{{1, 2, 3}, false, 2500},
+        msg::query_processes{{9}},
+        msg::process_states{{}, {{9, 1, rt::process_state::exited, 137, 9}}},
+        msg::get_nodes{},
+        msg::kv_put{"ddict/main", "descriptor"},
+        msg::kv_get{"ddict/main", -1},
+        msg::kv_value{{errc::key_not_found, "no key ddict/main"}, ""},
+        msg::register_shm{7, "/dragonx-r1-n0-00"},
+        msg::group_create{{{4, sample_spec()}}, dragonx::policy{}, true, false, 1500, 3},
+        msg::group_request{12, msg::group_op::stop_restart},
+        msg::group_signal{12, 2, true},
+        msg::group_join{12, 100},
+        msg::group_state{{}, 12, {1, 2}, {{3, 0, rt::process_state::exited, 1, 0}}, {}, true},
     };
     REQUIRE(all.size() == std::variant_size_v<rt::message>);
     for (std::size_t i = 0; i < all.size(); ++i) {
@@ -175,7 +192,7 @@ TEST_CASE("status carries errors as data", "[runtime][messages]")
 TEST_CASE("run secrets: proofs verify only with the secret, role and challenge they were made for",
           "[runtime][auth]")
 {
-    namespace d = dragonx::runtime::detail;
+    namespace d = dragonx::rt::detail;
     const auto secret = d::make_secret();
     const auto other = d::make_secret();
     CHECK(secret != other);

@@ -1,0 +1,95 @@
+// process_group.hpp - dragonx::process_group: N processes from templates, placed together,
+// started, joined and stopped as one.
+//
+//   dragonx::process_group g({.restart = false});
+//   g.add(4, {.exe = "./worker"});
+//   g.start();
+//   g.join(std::chrono::minutes(1));   // throws errc::process_failed if a member failed
+//   g.close();
+//
+// Notes:
+// - The group lives in global services (the primary daemon): restart (keep N alive by
+//   replacing members that exit), walltime (members are sent SIGTERM, then SIGKILL, that
+//   long after start) keep working whatever the creating process does; the handle only asks.
+// - Members are placed in one evaluation: each template's policy over the group's policy
+//   (the template's set fields win), over the global policy.
+// - join() waits until no member runs. With ignore_error_on_exit false, a member that exited
+//   non-zero on its own (not stopped by stop()/signal()/walltime) makes join() throw
+//   errc::process_failed naming it, once per join.
+// - stop(patience): SIGINT, then SIGTERM after `patience`, then SIGKILL; restarting ends.
+// - The destructor closes a started group that was not closed (members are killed).
+// - Not thread-safe: one handle, one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <dragonx/common/deadline.hpp>
+#include <dragonx/policy/policy.hpp>
+#include <dragonx/runtime/process.hpp>
+
+namespace dragonx {
+
+struct group_options {
+    bool restart = false;
+    bool ignore_error_on_exit = false;
+    std::optional<std::chrono::milliseconds> walltime;
+    std::optional<policy> where;
+};
+
+class process_group {
+public:
+    explicit process_group(group_options options = {});
+    ~process_group();
+    process_group(process_group&& other) noexcept;
+    process_group& operator=(process_group&&) = delete;
+    process_group(const process_group&) = delete;
+    process_group& operator=(const process_group&) = delete;
+
+    /// Adds `n` processes from `t` (before start()). Throws errc::invalid_argument after
+    /// start() or for n == 0.
+    process_group& add(std::uint32_t n, const process_template& t);
+
+    /// Creates the group in global services and starts every member. Throws as
+    /// process::start does (the members that did start keep running: close() them).
+    void start();
+
+    /// Waits up to `limit` until no member runs. Throws errc::timeout, or
+    /// errc::process_failed (see Notes).
+    void join(timeout limit = forever);
+
+    /// SIGINT, SIGTERM, SIGKILL with `patience` between them, until no member runs.
+    void stop(std::chrono::milliseconds patience = std::chrono::seconds(5));
+    /// stop(patience), then the group is forgotten by global services.
+    void close(std::chrono::milliseconds patience = std::chrono::seconds(5));
+
+    /// Sends `sig` to every running member; restarting ends.
+    void signal(int sig);
+    void terminate() { signal(SIGTERM); }
+    void kill() { signal(SIGKILL); }
+    /// Members that exit are no longer replaced.
+    void stop_restart();
+
+    /// Puids of the members running now.
+    [[nodiscard]] std::vector<puid_t> puids();
+    /// (puid, exit code) of every member that has exited, in exit order.
+    [[nodiscard]] std::vector<std::pair<puid_t, int>> exit_status();
+    [[nodiscard]] bool walltime_expired();
+    [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+
+private:
+    rt::msg::group_state ask(rt::message request);
+    rt::msg::group_state update(rt::msg::group_state state);
+
+    group_options options_;
+    std::vector<rt::msg::group_member> members_;
+    std::uint64_t id_ = 0;  // 0: not created yet
+    bool closed_ = false;
+    std::size_t errors_seen_ = 0;
+    rt::msg::group_state last_;
+};
+
+}  // namespace dragonx

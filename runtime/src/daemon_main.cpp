@@ -1,0 +1,82 @@
+// daemon_main.cpp - dragonx-runtime: the per-node daemon, started by `dragonx run` (never by
+// hand). The run secret arrives on stdin (one line of 64 hex digits) or in
+// DRAGONX_RUN_SECRET, which is removed from the environment at once; never on argv.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <dragonx/common/error.hpp>
+
+#include "daemon.hpp"
+
+namespace {
+
+dragonx::rt::detail::run_secret read_secret()
+{
+    using dragonx::rt::detail::secret_from_hex;
+    if (const char* env = std::getenv("DRAGONX_RUN_SECRET"); env != nullptr) {
+        auto secret = secret_from_hex(env);
+        ::unsetenv("DRAGONX_RUN_SECRET");
+        return secret;
+    }
+    std::string line;
+    if (!std::getline(std::cin, line)) {
+        throw dragonx::error(dragonx::errc::invalid_argument,
+                             "no run secret on stdin (dragonx-runtime is started by dragonx run)");
+    }
+    return secret_from_hex(line);
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    dragonx::rt::detail::daemon_config config;
+    std::string launcher;
+    std::string level = "warning";
+    CLI::App app{"dragonx-runtime: the per-node daemon of a dragonx run (started by dragonx run)"};
+    app.add_option("--run", config.run, "run id")->required();
+    app.add_option("--node", config.node, "this node's index")->required();
+    app.add_option("--nnodes", config.nnodes, "number of nodes")->required();
+    app.add_option("--hostname", config.hostname, "this node's name in the run")->required();
+    app.add_option("--launcher", launcher, "HOST:PORT of the launcher")->required();
+    app.add_option("--address", config.address, "address to listen on for other daemons");
+    app.add_option("--log-level", level, "debug|info|warning|error|critical|none");
+    CLI11_PARSE(app, argc, argv);
+
+    spdlog::set_pattern(fmt::format("dragonx-runtime[node {}]: %l: %v", config.node));
+    spdlog::set_level(spdlog::level::from_str(level == "warning" ? "warn"
+                                              : level == "none"  ? "off"
+                                                                 : level));
+    try {
+        config.secret = read_secret();
+        const auto colon = launcher.rfind(':');
+        if (colon == std::string::npos) {
+            throw dragonx::error(dragonx::errc::invalid_argument, "--launcher must be HOST:PORT");
+        }
+        config.launcher_host = launcher.substr(0, colon);
+        config.launcher_port = static_cast<std::uint16_t>(std::stoul(launcher.substr(colon + 1)));
+
+        asio::io_context io;
+        dragonx::rt::detail::node_daemon daemon(io, config);
+        asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+        signals.async_wait([&](const std::error_code& ec, int sig) {
+            if (!ec) {
+                daemon.shutdown(std::string("got signal ") + ::strsignal(sig));
+            }
+        });
+        std::signal(SIGPIPE, SIG_IGN);
+        daemon.start();
+        io.run();
+        return daemon.exit_code();
+    } catch (const std::exception& e) {
+        spdlog::critical("{}", e.what());
+        return 1;
+    }
+}
