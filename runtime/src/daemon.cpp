@@ -2,10 +2,12 @@
 #include "daemon.hpp"
 
 #include <csignal>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
 #include <sys/mman.h>
+#include <thread>
 #include <unistd.h>
 
 #include <asio/connect.hpp>
@@ -35,6 +37,28 @@ using unix_socket = asio::local::stream_protocol;
 using connection_ptr = std::shared_ptr<connection>;
 
 constexpr std::chrono::seconds peers_join_limit{30};
+
+/// How long a daemon that lost its launcher waits for the launcher process to finish exiting
+/// (its sockets close before it is gone) before deciding it is alive and leaving its record.
+constexpr std::chrono::milliseconds launcher_exit_wait{1000};
+
+/// True once the process `id` has exited: gone, replaced, or a zombie its parent has not
+/// reaped yet.
+bool has_exited(const process_identity& id)
+{
+    if (!is_alive(id)) {
+        return true;
+    }
+    std::ifstream in(fmt::format("/proc/{}/stat", id.pid));
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) {
+        return true;
+    }
+    const char state = stat[close + 2];
+    return state == 'Z' || state == 'X' || state == 'x';
+}
 
 status status_of(const std::exception& e)
 {
@@ -76,6 +100,7 @@ struct node_daemon::impl {
     supervisor sup;
     phase state = phase::booting;
     int exit_code = 0;
+    bool launcher_gone = false;  // the launcher link closed or went silent before teardown
     std::uint64_t heartbeat_seq = 0;
     std::string socket_path;
 
@@ -193,6 +218,7 @@ struct node_daemon::impl {
             return;
         }
         logger().error("node {}: lost the launcher ({}); tearing down", config.node, why);
+        launcher_gone = true;
         teardown(1);
     }
 
@@ -576,6 +602,26 @@ struct node_daemon::impl {
         sup.terminate_all(config.terminate_grace, [this] { finish_teardown(); });
     }
 
+    // A killed launcher cannot remove its record, which would keep the run directory (and,
+    // for `dragonx cleanup`, the run) alive. Removed once the launcher has exited; a launcher
+    // that is only silent keeps it (it removes the directory itself at its end). Blocks up to
+    // launcher_exit_wait: the launcher's sockets close while it is still exiting.
+    void remove_record_of_dead_launcher()
+    {
+        const auto record = read_launcher_record(config.run);
+        if (!record || record->hostname != host_name()) {
+            return;
+        }
+        const auto until = std::chrono::steady_clock::now() + launcher_exit_wait;
+        while (!has_exited(record->launcher)) {
+            if (std::chrono::steady_clock::now() >= until) {
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::unlink(launcher_record_path(config.run).c_str());
+    }
+
     void finish_teardown()
     {
         for (const auto& [puid, name] : registered_shm) {
@@ -587,6 +633,9 @@ struct node_daemon::impl {
             logger().debug("removed {} shm objects of node {}", removed, config.node);
         }
         ::unlink(socket_path.c_str());
+        if (launcher_gone) {
+            remove_record_of_dead_launcher();
+        }
         std::error_code ec;
         std::filesystem::remove(run_directory(config.run), ec);  // only if empty
         for (auto& c : std::set(clients)) {

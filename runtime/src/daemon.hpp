@@ -17,8 +17,9 @@
 // - Heartbeats: it sends one to the launcher every second and gives the launcher up after
 //   `launcher_silence_limit` of silence or on a closed connection: then it tears down alone.
 // - Teardown (launcher's teardown, or launcher lost): SIGTERM to every process, SIGKILL after
-//   the grace period, registered and node shm objects removed, socket removed,
-//   teardown_done sent; then the io_context is stopped.
+//   the grace period, registered and node shm objects removed, socket removed (and, after
+//   losing a launcher that has exited, its launcher record, so that the last daemon removes
+//   the run directory), teardown_done sent; then the io_context is stopped.
 //
 // Notes:
 // - Single-threaded: everything runs on `io`'s thread.
