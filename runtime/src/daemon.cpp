@@ -1,6 +1,7 @@
 // daemon.cpp - dragonx-runtime: launcher link, peers, local clients, spawning, teardown.
 #include "daemon.hpp"
 
+#include <array>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -116,6 +117,9 @@ struct node_daemon::impl {
     };
     std::optional<pending_head> head_request;
     std::multimap<puid_t, std::string> registered_shm;
+    // Streams a parent reads (stdio_target::pipe), by puid: [stdout, stderr]. Their output
+    // goes to global services instead of the launcher while the process runs.
+    std::map<puid_t, std::array<bool, 2>> piped;
 
     [[nodiscard]] bool is_primary() const { return config.node == 0; }
     spdlog::logger& logger() const { return log::get("runtime"); }
@@ -334,6 +338,12 @@ struct node_daemon::impl {
         if (auto* exit = std::get_if<msg::exited>(&e.body)) {
             if (gs) {
                 gs->on_exited(*exit);
+            }
+            return;
+        }
+        if (auto* chunk = std::get_if<msg::output>(&e.body)) {
+            if (gs) {
+                gs->on_output(*chunk);
             }
             return;
         }
@@ -557,6 +567,11 @@ struct node_daemon::impl {
                                       .cpus = r.where.cpus,
                                       .out = r.spec.out,
                                       .err = r.spec.err});
+            const bool out_piped = r.spec.out.target == stdio_target::pipe;
+            const bool err_piped = r.spec.err.target == stdio_target::pipe;
+            if (out_piped || err_piped) {
+                piped[r.puid] = {out_piped, err_piped};
+            }
             return {{}, r.puid, config.node};
         } catch (const std::exception& e) {
             return {status_of(e), r.puid, config.node};
@@ -565,6 +580,16 @@ struct node_daemon::impl {
 
     void forward_output(puid_t puid, output_stream stream, std::string_view data)
     {
+        if (const auto p = piped.find(puid);
+            p != piped.end() && p->second[stream == output_stream::err ? 1 : 0]) {
+            const msg::output chunk{puid, config.node, stream, std::string(data)};
+            if (gs) {
+                gs->on_output(chunk);
+            } else if (primary) {
+                primary->notify(chunk);  // ahead of the exit notice, on the same connection
+            }
+            return;
+        }
         if (launcher) {
             launcher->notify(msg::output{puid, config.node, stream, std::string(data)});
         }
@@ -577,6 +602,7 @@ struct node_daemon::impl {
             ::shm_unlink(it->second.c_str());
         }
         registered_shm.erase(puid);
+        piped.erase(puid);  // what its children write later goes to the launcher
         const msg::exited e{puid, st.exit_code, st.signal};
         if (gs) {
             gs->on_exited(e);

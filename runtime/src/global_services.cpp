@@ -120,6 +120,16 @@ struct global_services::impl {
     std::map<std::string, std::string> kv;
     std::map<std::uint64_t, kv_waiter> kv_waiters;
     std::map<std::uint64_t, group_record> groups;
+
+    // Piped output not read yet, by puid and stream (0 stdout, 1 stderr), and its readers.
+    struct output_reader {
+        puid_t puid = 0;
+        int stream = 0;
+        responder reply;
+        std::unique_ptr<asio::steady_timer> timer;
+    };
+    std::map<std::pair<puid_t, int>, std::string> piped_output;
+    std::map<std::uint64_t, output_reader> output_readers;
     std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // guards late callbacks
 
     // ---- starting processes -----------------------------------------------------------------
@@ -188,6 +198,7 @@ struct global_services::impl {
             member_exited(rec);
         }
         check_process_joins();
+        serve_output_readers(e.puid);
     }
 
     void member_exited(const process_record& rec)
@@ -585,6 +596,84 @@ struct global_services::impl {
         }
     }
 
+    // ---- piped output -----------------------------------------------------------------------------
+
+    static int stream_index(output_stream s) { return s == output_stream::err ? 1 : 0; }
+
+    void output(const msg::output& chunk)
+    {
+        piped_output[{chunk.puid, stream_index(chunk.stream)}] += chunk.data;
+        serve_output_readers(chunk.puid);
+    }
+
+    // The answer for a reader of (puid, stream) now, or nullopt if it must wait.
+    std::optional<msg::output_data> output_for(puid_t puid, int stream)
+    {
+        const auto key = std::make_pair(puid, stream);
+        if (auto it = piped_output.find(key); it != piped_output.end() && !it->second.empty()) {
+            msg::output_data d{{}, std::move(it->second), false};
+            piped_output.erase(it);
+            return d;
+        }
+        const auto rec = processes.find(puid);
+        if (rec == processes.end() || rec->second.info.state == process_state::exited) {
+            return msg::output_data{{}, {}, true};
+        }
+        return std::nullopt;
+    }
+
+    void serve_output_readers(puid_t puid)
+    {
+        for (auto it = output_readers.begin(); it != output_readers.end();) {
+            if (it->second.puid != puid) {
+                ++it;
+                continue;
+            }
+            auto answer = output_for(puid, it->second.stream);
+            if (!answer) {
+                ++it;
+                continue;
+            }
+            auto reply = std::move(it->second.reply);
+            it = output_readers.erase(it);
+            reply(std::move(*answer));
+        }
+    }
+
+    void read_output(const msg::read_output& r, responder reply)
+    {
+        if (!processes.contains(r.puid)) {
+            reply(msg::output_data{
+                error_status(errc::not_found, fmt::format("no process with puid {}", r.puid))});
+            return;
+        }
+        const int stream = stream_index(r.stream);
+        if (auto answer = output_for(r.puid, stream)) {
+            reply(std::move(*answer));
+            return;
+        }
+        if (r.timeout_ms == 0) {
+            reply(msg::output_data{error_status(errc::timeout, "no output yet")});
+            return;
+        }
+        const auto id = next_waiter++;
+        auto& waiting = output_readers
+                            .emplace(id, output_reader{r.puid, stream, std::move(reply),
+                                                       make_timer(io, r.timeout_ms)})
+                            .first->second;
+        if (waiting.timer) {
+            waiting.timer->async_wait([this, id](const std::error_code&) {
+                const auto it = output_readers.find(id);
+                if (it == output_readers.end()) {
+                    return;
+                }
+                auto answer = std::move(it->second.reply);
+                output_readers.erase(it);
+                answer(msg::output_data{error_status(errc::timeout, "no output in time")});
+            });
+        }
+    }
+
     // ---- requests -------------------------------------------------------------------------------
 
     void create(const msg::create_process& r, const responder& reply)
@@ -665,6 +754,8 @@ void global_services::handle(const message& request, responder reply)
                 }
             } else if constexpr (std::is_same_v<T, msg::group_join>) {
                 s.group_join_request(r, std::move(reply));
+            } else if constexpr (std::is_same_v<T, msg::read_output>) {
+                s.read_output(r, std::move(reply));
             } else {
                 reply(msg::ack{error_status(
                     errc::invalid_argument,
@@ -688,6 +779,8 @@ void global_services::start_head(const process_spec& spec, responder reply)
 }
 
 void global_services::on_exited(const msg::exited& e) { impl_->exited(e); }
+
+void global_services::on_output(const msg::output& chunk) { impl_->output(chunk); }
 
 void global_services::on_node_lost(std::uint32_t node)
 {

@@ -53,7 +53,7 @@ public:
     global_services& operator=(const global_services&) = delete;
 
     /// Handles a request (create_process, signal_process, join_processes, query_processes,
-    /// get_nodes, kv_put, kv_get, group_*). Anything else is answered with
+    /// get_nodes, kv_put, kv_get, group_*, read_output). Anything else is answered with
     /// errc::invalid_argument.
     void handle(const message& request, responder reply);
 
@@ -62,6 +62,9 @@ public:
 
     /// A node reported that `e.puid` exited.
     void on_exited(const msg::exited& e);
+
+    /// Output of a process whose stream is a pipe (stdio_target::pipe), kept for read_output.
+    void on_output(const msg::output& chunk);
 
     /// Node `node` is gone: its processes are marked exited (signal SIGKILL).
     void on_node_lost(std::uint32_t node);

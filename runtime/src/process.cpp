@@ -110,4 +110,16 @@ std::optional<int> process::exit_code()
 
 int process::signal() { return query().signal; }
 
+std::optional<std::string> process::read(rt::output_stream stream, timeout limit)
+{
+    auto d = expect<msg::output_data>(
+        runtime::current().request(msg::read_output{puid_, stream, to_ms(limit)}),
+        "process::read");
+    d.result.throw_if_error();
+    if (d.eof) {
+        return std::nullopt;
+    }
+    return std::move(d.data);
+}
+
 }  // namespace dragonx

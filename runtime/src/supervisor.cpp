@@ -454,6 +454,7 @@ pid_t supervisor::impl::launch(const launch_request& request)
         const int target_fd = i + 1;
         switch (specs[i]->target) {
         case stdio_target::forward:
+        case stdio_target::pipe:  // read here like forward; the daemon routes it
             pipes[i] = make_pipe();
             check_spawn_call(::posix_spawn_file_actions_adddup2(actions.get(),
                                                                 pipes[i].write.get(), target_fd),

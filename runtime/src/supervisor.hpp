@@ -50,7 +50,7 @@ struct launch_request {
     /// The complete environment of the child, "NAME=value" entries.
     std::vector<std::string> env;
     std::vector<int> cpus;          // CPU affinity; empty: inherit the daemon's
-    stdio_spec out;                 // forward (to on_output), null, or file (appended)
+    stdio_spec out;                 // forward or pipe (to on_output), null, file (appended)
     stdio_spec err;
 };
 

@@ -284,3 +284,15 @@ TEST_CASE("processes meet through the run's key-value registry", "[integration]"
           std::vector<std::string>{"kv_reader got=hello from the head"});
     CHECK(lines_starting(r.out, "reader ") == std::vector<std::string>{"reader exit=0"});
 }
+
+TEST_CASE("a parent reads the output of a child started with piped streams", "[integration]")
+{
+    const auto r =
+        run_dragonx({"run", "--wlm", "local", "-N", "2", program("place_head"), "piped"});
+    check_exit(r, 0);
+    CHECK(lines_starting(r.out, "piped ") ==
+          std::vector<std::string>{"piped out=one|three err=two| node=1 exit=4"});
+    // Piped output goes to the parent only, not to the launcher.
+    CHECK(r.out.find("one\n") == std::string::npos);
+    CHECK(r.err.find("two") == std::string::npos);
+}

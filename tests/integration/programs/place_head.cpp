@@ -244,6 +244,37 @@ int kv_reader()
     return 0;
 }
 
+// Starts a child on the last node (across nodes when there are several) whose stdout
+// and stderr are pipes, reads both to the end, and prints what came, escaped on one line each.
+int piped()
+{
+    dragonx::policy on_last;
+    on_last.placement_kind = dragonx::placement::host_id;
+    on_last.host_id = dragonx::runtime::current().nnodes() - 1;
+    auto child = dragonx::process::start(
+        {.exe = "/bin/sh",
+         .args = {"-c", "echo one; echo two >&2; sleep 0.2; printf 'three'; exit 4"},
+         .where = on_last,
+         .out = dragonx::stdio::pipe(),
+         .err = dragonx::stdio::pipe()});
+    const auto drain = [&](dragonx::rt::output_stream s) {
+        std::string all;
+        while (auto chunk = child.read(s, 10s)) {
+            all += *chunk;
+        }
+        for (auto& c : all) {
+            c = c == '\n' ? '|' : c;
+        }
+        return all;
+    };
+    const std::string out = drain(dragonx::rt::output_stream::out);
+    const std::string err = drain(dragonx::rt::output_stream::err);
+    const auto code = child.join(join_limit);
+    std::cout << "piped out=" << out << " err=" << err << " node=" << child.node()
+              << " exit=" << (code ? std::to_string(*code) : "timeout") << std::endl;
+    return 0;
+}
+
 int dispatch(const std::vector<std::string>& a)
 {
     const auto number = [&](std::size_t i) { return i < a.size() ? std::stoi(a[i]) : 0; };
@@ -290,6 +321,9 @@ int dispatch(const std::vector<std::string>& a)
     }
     if (mode == "kv_reader") {
         return kv_reader();
+    }
+    if (mode == "piped") {
+        return piped();
     }
     std::cerr << "place_head: unknown mode '" << mode << "'" << std::endl;
     return 2;

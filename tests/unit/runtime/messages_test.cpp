@@ -73,6 +73,8 @@ std::vector<rt::message> one_of_each()
         msg::group_signal{12, 2, true},
         msg::group_join{12, 100},
         msg::group_state{{}, 12, {1, 2}, {{3, 0, rt::process_state::exited, 1, 0}}, {}, true},
+        msg::read_output{7, rt::output_stream::err, 250},
+        msg::output_data{{}, "partial line", true},
     };
     REQUIRE(all.size() == std::variant_size_v<rt::message>);
     for (std::size_t i = 0; i < all.size(); ++i) {

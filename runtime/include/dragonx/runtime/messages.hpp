@@ -57,6 +57,7 @@ enum class stdio_target : std::uint8_t {
     forward = 0,  // to the launcher, line by line, labelled as --label says
     null = 1,     // /dev/null
     file = 2,     // appended to `path` on the process's node
+    pipe = 3,     // kept by global services for whoever reads it (process::read)
 };
 
 struct stdio_spec {
@@ -188,8 +189,8 @@ struct started {
     static auto fields(auto& self) { return std::tie(self.result, self.puid, self.node); }
     bool operator==(const started&) const = default;
 };
-/// Daemon -> launcher: output of a process whose stream is forwarded (whole lines, except
-/// at the end of the stream).
+/// Daemon -> launcher: output of a process whose stream is forwarded; daemon -> primary for a
+/// piped stream (stdio_target::pipe). Whole lines, except at the end of the stream.
 struct output {
     static constexpr std::string_view name = "output";
     puid_t puid = 0;
@@ -412,6 +413,27 @@ struct group_state {
     bool operator==(const group_state&) const = default;
 };
 
+// ---- output a process's parent reads (stdio_target::pipe) ---------------------------------
+/// Waits up to `timeout_ms` (< 0: no limit) for output of `puid` on `stream`. Reply:
+/// output_data: what was written so far and not yet read; eof once the process has exited
+/// and everything was read; errc::timeout when nothing came in time.
+struct read_output {
+    static constexpr std::string_view name = "read_output";
+    puid_t puid = 0;
+    output_stream stream = output_stream::out;
+    std::int64_t timeout_ms = -1;
+    static auto fields(auto& self) { return std::tie(self.puid, self.stream, self.timeout_ms); }
+    bool operator==(const read_output&) const = default;
+};
+struct output_data {
+    static constexpr std::string_view name = "output_data";
+    status result;
+    std::string data;
+    bool eof = false;
+    static auto fields(auto& self) { return std::tie(self.result, self.data, self.eof); }
+    bool operator==(const output_data&) const = default;
+};
+
 }  // namespace msg
 
 /// Every message; the index is the wire tag (append only).
@@ -423,7 +445,8 @@ using message = std::variant<msg::hello, msg::hello_reply, msg::hello_proof, msg
                              msg::query_processes, msg::process_states, msg::get_nodes,
                              msg::kv_put, msg::kv_get, msg::kv_value, msg::register_shm,
                              msg::group_create, msg::group_request, msg::group_signal,
-                             msg::group_join, msg::group_state>;
+                             msg::group_join, msg::group_state, msg::read_output,
+                             msg::output_data>;
 
 struct envelope {
     std::uint16_t version = protocol_version;

@@ -39,6 +39,8 @@ struct stdio {
     static rt::stdio_spec forward() { return {rt::stdio_target::forward, {}}; }  // to dragonx
     static rt::stdio_spec null() { return {rt::stdio_target::null, {}}; }
     static rt::stdio_spec file(std::string path) { return {rt::stdio_target::file, std::move(path)}; }
+    /// Kept for whoever holds the process to read (process::read), from any node.
+    static rt::stdio_spec pipe() { return {rt::stdio_target::pipe, {}}; }
 };
 
 struct process_template {
@@ -82,6 +84,13 @@ public:
     [[nodiscard]] std::optional<int> exit_code();
     /// The signal that killed it (0 if none or still running).
     [[nodiscard]] int signal();
+
+    /// Output of a stream started as stdio::pipe(): what it wrote since the last read,
+    /// waiting up to `limit` for some; std::nullopt once the process has exited and all was
+    /// read (output its own children write after it exited goes to the launcher). Throws
+    /// errc::timeout when nothing came in time. Read only from one place per stream.
+    [[nodiscard]] std::optional<std::string> read(rt::output_stream stream = rt::output_stream::out,
+                                                  timeout limit = forever);
 
 private:
     process(puid_t puid, std::uint32_t node) : puid_(puid), node_(node) {}
