@@ -296,3 +296,13 @@ TEST_CASE("a parent reads the output of a child started with piped streams", "[i
     CHECK(r.out.find("one\n") == std::string::npos);
     CHECK(r.err.find("two") == std::string::npos);
 }
+
+TEST_CASE("shm objects a process registered are removed when it exits", "[integration]")
+{
+    const auto r = run_dragonx({"run", program("place_head"), "registered"});
+    check_exit(r, 0);
+    const auto lines = lines_starting(r.out, "registered ");
+    REQUIRE(lines.size() == 1);
+    CHECK_THAT(lines[0], Catch::Contains("name=/dragonx-"));
+    CHECK_THAT(lines[0], Catch::EndsWith("exit=0 gone=yes"));
+}

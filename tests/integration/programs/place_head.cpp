@@ -275,6 +275,37 @@ int piped()
     return 0;
 }
 
+// A child creates a pool, leaves it behind on purpose (disown) after registering it with its
+// node's daemon, and exits; once the head has joined it, the pool must be gone.
+int registered()
+{
+    auto child = dragonx::process::start({.exe = program_beside_me("place_head"),
+                                          .args = {"registered_child"},
+                                          .out = dragonx::stdio::pipe()});
+    std::string name;
+    while (auto chunk = child.read(dragonx::rt::output_stream::out, 10s)) {
+        name += *chunk;
+    }
+    while (!name.empty() && name.back() == '\n') {
+        name.pop_back();
+    }
+    const auto code = child.join(join_limit);
+    const bool gone = !std::filesystem::exists("/dev/shm" + name);
+    std::cout << "registered name=" << name
+              << " exit=" << (code ? std::to_string(*code) : "timeout")
+              << " gone=" << (gone ? "yes" : "no") << std::endl;
+    return 0;
+}
+
+int registered_child()
+{
+    auto pool = dragonx::pool::pool::create({.size = 1 << 20});
+    pool.disown();
+    dragonx::runtime::current().register_shm(pool.name());
+    std::cout << pool.name() << std::endl;
+    return std::filesystem::exists("/dev/shm" + pool.name()) ? 0 : 1;
+}
+
 int dispatch(const std::vector<std::string>& a)
 {
     const auto number = [&](std::size_t i) { return i < a.size() ? std::stoi(a[i]) : 0; };
@@ -324,6 +355,12 @@ int dispatch(const std::vector<std::string>& a)
     }
     if (mode == "piped") {
         return piped();
+    }
+    if (mode == "registered") {
+        return registered();
+    }
+    if (mode == "registered_child") {
+        return registered_child();
     }
     std::cerr << "place_head: unknown mode '" << mode << "'" << std::endl;
     return 2;
