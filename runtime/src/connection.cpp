@@ -154,7 +154,8 @@ void connection::handshake_step(envelope e)
     }
     case phase::await_proof: {
         auto* proof = std::get_if<msg::hello_proof>(&e.body);
-        if (proof == nullptr || !verify(secret_, auth_role::connector, my_challenge_, proof->proof)) {
+        if (proof == nullptr ||
+            !verify(secret_, auth_role::connector, my_challenge_, proof->proof)) {
             return refuse("the connector does not know the run secret");
         }
         become_ready();

@@ -379,7 +379,8 @@ struct node_daemon::impl {
                  .on_closed = [this](connection&, const std::string& why) {
                      if (state == phase::serving) {
                          report_node_failed(config.node,
-                                            fmt::format("node {} lost node 0: {}", config.node, why));
+                                            fmt::format("node {} lost node 0: {}", config.node,
+                                                        why));
                      }
                  }});
         });

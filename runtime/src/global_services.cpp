@@ -596,7 +596,7 @@ struct global_services::impl {
         }
     }
 
-    // ---- piped output -----------------------------------------------------------------------------
+    // ---- piped output ---------------------------------------------------------------------------
 
     static int stream_index(output_stream s) { return s == output_stream::err ? 1 : 0; }
 

@@ -134,7 +134,10 @@ void process_group::close(std::chrono::milliseconds patience)
     closed_ = true;
 }
 
-void process_group::signal(int sig) { ask(msg::group_signal{id_, sig, true}).result.throw_if_error(); }
+void process_group::signal(int sig)
+{
+    ask(msg::group_signal{id_, sig, true}).result.throw_if_error();
+}
 
 void process_group::stop_restart()
 {

@@ -197,7 +197,10 @@ struct output {
     std::uint32_t node = 0;
     output_stream stream = output_stream::out;
     std::string data;
-    static auto fields(auto& self) { return std::tie(self.puid, self.node, self.stream, self.data); }
+    static auto fields(auto& self)
+    {
+        return std::tie(self.puid, self.node, self.stream, self.data);
+    }
     bool operator==(const output&) const = default;
 };
 /// A process ended: its exit code, or the signal that killed it.
@@ -453,7 +456,10 @@ struct envelope {
     std::uint64_t id = 0;        // the sender's request id (0: not a request)
     std::uint64_t reply_to = 0;  // the request this answers (0: not a reply)
     message body;
-    static auto fields(auto& self) { return std::tie(self.version, self.id, self.reply_to, self.body); }
+    static auto fields(auto& self)
+    {
+        return std::tie(self.version, self.id, self.reply_to, self.body);
+    }
 };
 
 /// The frame of `e`: length, then the encoded envelope.

@@ -38,7 +38,10 @@ namespace dragonx {
 struct stdio {
     static rt::stdio_spec forward() { return {rt::stdio_target::forward, {}}; }  // to dragonx
     static rt::stdio_spec null() { return {rt::stdio_target::null, {}}; }
-    static rt::stdio_spec file(std::string path) { return {rt::stdio_target::file, std::move(path)}; }
+    static rt::stdio_spec file(std::string path)
+    {
+        return {rt::stdio_target::file, std::move(path)};
+    }
     /// Kept for whoever holds the process to read (process::read), from any node.
     static rt::stdio_spec pipe() { return {rt::stdio_target::pipe, {}}; }
 };
