@@ -248,21 +248,6 @@ bool is_live(const std::string& run, const std::vector<stray_daemon>& daemons,
     return record->hostname != rd::host_name() || rd::is_alive(record->launcher);
 }
 
-/// True once the process `id` names no longer runs (gone, replaced, or a zombie).
-bool has_gone(const rd::process_identity& id)
-{
-    if (!rd::is_alive(id)) {
-        return true;
-    }
-    const std::string stat = read_file(fs::path("/proc") / std::to_string(id.pid) / "stat");
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size()) {
-        return true;
-    }
-    const char state = stat[close + 2];
-    return state == 'Z' || state == 'X' || state == 'x';
-}
-
 /// Polls until every daemon in `pending` (indexes into `daemons`) has gone or `limit` has
 /// passed; returns the ones left.
 std::vector<std::size_t> wait_gone(const std::vector<stray_daemon>& daemons,
@@ -271,7 +256,7 @@ std::vector<std::size_t> wait_gone(const std::vector<stray_daemon>& daemons,
 {
     const auto until = std::chrono::steady_clock::now() + limit;
     for (;;) {
-        std::erase_if(pending, [&](std::size_t i) { return has_gone(daemons[i].id); });
+        std::erase_if(pending, [&](std::size_t i) { return rd::has_exited(daemons[i].id); });
         if (pending.empty() || std::chrono::steady_clock::now() >= until) {
             return pending;
         }

@@ -3,7 +3,6 @@
 
 #include <array>
 #include <csignal>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
@@ -42,24 +41,6 @@ constexpr std::chrono::seconds peers_join_limit{30};
 /// How long a daemon that lost its launcher waits for the launcher process to finish exiting
 /// (its sockets close before it is gone) before deciding it is alive and leaving its record.
 constexpr std::chrono::milliseconds launcher_exit_wait{1000};
-
-/// True once the process `id` has exited: gone, replaced, or a zombie its parent has not
-/// reaped yet.
-bool has_exited(const process_identity& id)
-{
-    if (!is_alive(id)) {
-        return true;
-    }
-    std::ifstream in(fmt::format("/proc/{}/stat", id.pid));
-    std::string stat;
-    std::getline(in, stat);
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size()) {
-        return true;
-    }
-    const char state = stat[close + 2];
-    return state == 'Z' || state == 'X' || state == 'x';
-}
 
 status status_of(const std::exception& e)
 {

@@ -75,19 +75,34 @@ std::string node_shm_prefix(const std::string& run, std::uint32_t node)
 
 std::string run_shm_prefix(const std::string& run) { return fmt::format("dragonx-{}-", run); }
 
-std::optional<process_identity> identify_process(pid_t pid)
+namespace {
+
+// The fields of /proc/<pid>/stat after the command name (field 3, the state, comes first),
+// or nullopt if there is no such process. The name is in parentheses and may hold spaces
+// and parentheses itself, hence the last ')'.
+std::optional<std::string> stat_fields_after_name(pid_t pid)
 {
     std::ifstream in(fmt::format("/proc/{}/stat", pid));
     std::string stat;
     if (pid <= 0 || !std::getline(in, stat)) {
         return std::nullopt;
     }
-    // Field 2 (comm) is in parentheses and may hold spaces: count fields after the last ')'.
     const auto close = stat.rfind(')');
-    if (close == std::string::npos) {
+    if (close == std::string::npos || close + 2 >= stat.size()) {
         return std::nullopt;
     }
-    std::istringstream rest(stat.substr(close + 1));
+    return stat.substr(close + 2);
+}
+
+}  // namespace
+
+std::optional<process_identity> identify_process(pid_t pid)
+{
+    const auto fields = stat_fields_after_name(pid);
+    if (!fields) {
+        return std::nullopt;
+    }
+    std::istringstream rest(*fields);
     std::string field;
     for (int i = 3; i < 22 && rest >> field; ++i) {
     }
@@ -104,6 +119,16 @@ bool is_alive(const process_identity& id)
     return now && *now == id;
 }
 
+bool has_exited(const process_identity& id)
+{
+    if (!is_alive(id)) {
+        return true;
+    }
+    const auto fields = stat_fields_after_name(id.pid);
+    const char state = fields ? fields->front() : 'X';
+    return state == 'Z' || state == 'X' || state == 'x';
+}
+
 void write_launcher_record(const std::string& run, const launcher_record& record)
 {
     const fs::path path = launcher_record_path(run);
@@ -115,7 +140,6 @@ void write_launcher_record(const std::string& run, const launcher_record& record
 
 std::optional<launcher_record> read_launcher_record(const std::string& run)
 {
-    std::error_code ec;
     std::ifstream in(launcher_record_path(run));
     launcher_record r;
     if (!(in >> r.launcher.pid >> r.launcher.start_time >> r.hostname)) {

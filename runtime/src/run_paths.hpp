@@ -52,6 +52,9 @@ struct process_identity {
 [[nodiscard]] std::optional<process_identity> identify_process(pid_t pid);
 /// True if the process `id` names is still alive (same pid, same start time).
 [[nodiscard]] bool is_alive(const process_identity& id);
+/// True once the process `id` names no longer runs: gone, replaced, or a zombie its parent
+/// has not reaped yet (a killed process's sockets close while it is still a zombie).
+[[nodiscard]] bool has_exited(const process_identity& id);
 
 /// The launcher record: which process launched the run, on which host.
 struct launcher_record {
