@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <asio/io_context.hpp>
@@ -41,51 +40,6 @@ void say(const std::string& text)
     std::cerr << "dragonx: " << text << std::endl;
 }
 
-/// Where the program is, or an error message (exit 127).
-struct resolved_program {
-    std::string path;
-    std::string error;
-};
-
-resolved_program resolve_program(const std::string& program)
-{
-    auto check = [](const fs::path& p) -> std::string {
-        struct stat st {};
-        if (::stat(p.c_str(), &st) != 0) {
-            return "no such file";
-        }
-        if (S_ISDIR(st.st_mode)) {
-            return "is a directory";
-        }
-        if (::access(p.c_str(), X_OK) != 0) {
-            return "not executable (permission denied)";
-        }
-        return {};
-    };
-    if (program.find('/') != std::string::npos) {
-        const auto error = check(program);
-        if (!error.empty()) {
-            return {{}, fmt::format("cannot run {}: {}", program, error)};
-        }
-        return {fs::absolute(program).lexically_normal().string(), {}};
-    }
-    const char* path_env = std::getenv("PATH");
-    std::string_view path = path_env != nullptr ? path_env : "/usr/bin:/bin";
-    while (!path.empty()) {
-        const auto colon = path.find(':');
-        const auto dir = path.substr(0, colon);
-        path = colon == std::string_view::npos ? std::string_view{} : path.substr(colon + 1);
-        if (dir.empty()) {
-            continue;
-        }
-        const fs::path candidate = fs::path(dir) / program;
-        if (check(candidate).empty()) {
-            return {candidate.string(), {}};
-        }
-    }
-    return {{}, fmt::format("cannot run {}: not found in PATH", program)};
-}
-
 std::string find_runtime_exe()
 {
     if (const char* env = std::getenv("DRAGONX_RUNTIME_EXE"); env != nullptr && *env != '\0') {
@@ -106,8 +60,8 @@ std::string find_runtime_exe()
 
 class session {
 public:
-    session(const run_options& options, const session_limits& limits, std::string program)
-        : options_(options), limits_(limits), program_(std::move(program)),
+    session(const run_options& options, const session_limits& limits)
+        : options_(options), limits_(limits),
           nnodes_(options.wlm == wlm_kind::local && options.nodes > 0 ? options.nodes : 1),
           run_(rt::detail::make_run_id()), secret_(rt::detail::make_secret()), acceptor_(io_),
           signals_(io_, SIGINT, SIGTERM, SIGHUP), bringup_timer_(io_), heartbeat_timer_(io_),
@@ -280,7 +234,7 @@ private:
         }
         phase_ = phase::running;
         rt::process_spec head;
-        head.exe = program_;
+        head.exe = options_.program;
         head.args = options_.args;
         std::error_code ec;
         head.cwd = fs::current_path(ec).string();
@@ -297,7 +251,7 @@ private:
         if (!s->result.ok()) {
             const bool cannot_run =
                 s->result.code == errc::not_found || s->result.code == errc::invalid_argument;
-            say(fmt::format("the head program did not start: {}", s->result.message));
+            say(fmt::format("cannot run {}: {}", options_.program, s->result.message));
             exit_code_ = cannot_run ? exit_cannot_run : exit_failure;
             return teardown("the head did not start");
         }
@@ -436,7 +390,6 @@ private:
 
     const run_options& options_;
     session_limits limits_;
-    std::string program_;
     std::uint32_t nnodes_;
     std::string run_;
     rt::detail::run_secret secret_;
@@ -474,13 +427,10 @@ int run_session(const run_options& options, const session_limits& limits)
                         options.nodes, options.nodes, options.nodes));
         return exit_failure;
     }
-    const auto program = resolve_program(options.program);
-    if (!program.error.empty()) {
-        say(program.error);
-        return exit_cannot_run;
-    }
     try {
-        session s(options, limits, program.path);
+        // PROG is resolved where it runs, by node 0's process supervisor (PATH, the
+        // launcher's working directory); a program that cannot run comes back as exit 127.
+        session s(options, limits);
         return s.run();
     } catch (const std::exception& e) {
         say(std::string("run failed: ") + e.what());
