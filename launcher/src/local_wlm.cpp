@@ -162,14 +162,4 @@ void local_daemons::kill_all() noexcept
     }
 }
 
-int local_daemons::node_of(pid_t pid) const noexcept
-{
-    for (std::size_t i = 0; i < pids_.size(); ++i) {
-        if (pids_[i] == pid) {
-            return static_cast<int>(i);
-        }
-    }
-    return -1;
-}
-
 } // namespace dragonx::launcher

@@ -43,9 +43,6 @@ public:
     /// SIGKILLs the daemons still running and reaps them.
     void kill_all() noexcept;
 
-    /// The node index of daemon pid `pid`, or -1.
-    [[nodiscard]] int node_of(pid_t pid) const noexcept;
-
 private:
     std::vector<pid_t> pids_;  // by node; 0 once reaped
 };

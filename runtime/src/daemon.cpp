@@ -85,6 +85,7 @@ struct node_daemon::impl {
     bool launcher_gone = false;  // the launcher link closed or went silent before teardown
     std::uint64_t heartbeat_seq = 0;
     std::string socket_path;
+    std::map<std::string, std::string> base_environment;  // see node_environment()
 
     connection_ptr launcher;
     connection_ptr primary;                        // non-primary daemons: the link to node 0
@@ -111,6 +112,7 @@ struct node_daemon::impl {
     {
         create_run_directory(config.run);
         socket_path = node_socket_path(config.run, config.node).string();
+        base_environment = node_environment();
         ::unlink(socket_path.c_str());
         client_acceptor.open(unix_socket());
         client_acceptor.bind(unix_socket::endpoint(socket_path));
@@ -502,7 +504,9 @@ struct node_daemon::impl {
 
     // ---- managed processes --------------------------------------------------------------------
 
-    std::vector<std::string> environment_for(const msg::spawn_process& r) const
+    // What every managed process of this node starts from: the daemon's environment (the
+    // launcher's) and the run's variables. Built once; environment_for() adds per process.
+    std::map<std::string, std::string> node_environment() const
     {
         std::map<std::string, std::string> env;
         for (char** v = environ; *v != nullptr; ++v) {
@@ -512,6 +516,12 @@ struct node_daemon::impl {
                 env[entry.substr(0, eq)] = entry.substr(eq + 1);
             }
         }
+        return env;
+    }
+
+    std::vector<std::string> environment_for(const msg::spawn_process& r) const
+    {
+        auto env = base_environment;
         for (const auto& [k, v] : r.spec.env) {
             env[k] = v;
         }

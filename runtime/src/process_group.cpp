@@ -18,8 +18,7 @@ process_group::process_group(process_group&& other) noexcept
       members_(std::move(other.members_)),
       id_(std::exchange(other.id_, 0)),
       closed_(other.closed_),
-      errors_seen_(other.errors_seen_),
-      last_(std::move(other.last_))
+      errors_seen_(other.errors_seen_)
 {
 }
 
@@ -55,7 +54,6 @@ msg::group_state process_group::ask(rt::message request)
         throw_error(errc::malformed_message, "process group: unexpected reply " +
                                                  std::string(rt::message_name(reply)));
     }
-    last_ = *state;
     return std::move(*state);
 }
 

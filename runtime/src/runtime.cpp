@@ -128,13 +128,10 @@ runtime::~runtime() = default;
 
 runtime& runtime::current()
 {
-    static std::unique_ptr<runtime> instance;
-    static std::mutex m;
-    std::lock_guard lock(m);
-    if (!instance) {
-        instance.reset(new runtime());
-    }
-    return *instance;
+    // Built on first use (thread-safe); a constructor that throws (no run) is tried again on
+    // the next call.
+    static runtime instance;
+    return instance;
 }
 
 bool runtime::available() noexcept

@@ -82,14 +82,12 @@ public:
 
 private:
     rt::msg::group_state ask(rt::message request);
-    rt::msg::group_state update(rt::msg::group_state state);
 
     group_options options_;
     std::vector<rt::msg::group_member> members_;
     std::uint64_t id_ = 0;  // 0: not created yet
     bool closed_ = false;
     std::size_t errors_seen_ = 0;
-    rt::msg::group_state last_;
 };
 
 }  // namespace dragonx
