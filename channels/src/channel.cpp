@@ -2,6 +2,7 @@
 #include <dragonx/channels/channel.hpp>
 
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -390,7 +391,8 @@ std::optional<std::size_t> channel::try_recv(std::span<std::byte> buffer)
 {
     auto& s = state();
     if (!s.is_local()) {
-        auto bytes = s.remote_or_throw().recv(s.descriptor, std::chrono::nanoseconds(0));
+        auto bytes = s.remote_or_throw().recv(s.descriptor, std::chrono::nanoseconds(0),
+                                              buffer.size());
         if (!bytes) {
             return std::nullopt;
         }
@@ -428,7 +430,7 @@ std::size_t channel::recv(std::span<std::byte> buffer, timeout limit)
 {
     auto& s = state();
     if (!s.is_local()) {
-        auto bytes = s.remote_or_throw().recv(s.descriptor, limit);
+        auto bytes = s.remote_or_throw().recv(s.descriptor, limit, buffer.size());
         if (!bytes) {
             detail::throw_timeout(s, "still empty at the timeout");
         }
@@ -502,9 +504,15 @@ pool::allocation channel::recv_block(timeout limit)
 
 std::optional<message> channel::try_take(std::span<std::byte> scratch)
 {
+    return try_take(scratch, std::numeric_limits<std::size_t>::max());
+}
+
+std::optional<message> channel::try_take(std::span<std::byte> scratch, std::size_t max_bytes)
+{
     auto& s = state();
     if (!s.is_local()) {
-        auto bytes = s.remote_or_throw().recv(s.descriptor, std::chrono::nanoseconds(0));
+        auto bytes =
+            s.remote_or_throw().recv(s.descriptor, std::chrono::nanoseconds(0), max_bytes);
         if (!bytes) {
             return std::nullopt;
         }
@@ -512,7 +520,12 @@ std::optional<message> channel::try_take(std::span<std::byte> scratch)
     }
     s.check_alive();
     message m;
+    std::uint64_t too_large = 0;
     const auto got = detail::dequeue(s, [&](slot_header* slot) {
+        if (slot->length > max_bytes) {
+            too_large = slot->length;
+            return false;
+        }
         if (slot->kind == slot_kind::inline_bytes && slot->length != 0) {
             const std::byte* payload = s.payload(slot);
             if (slot->length <= scratch.size()) {
@@ -523,6 +536,12 @@ std::optional<message> channel::try_take(std::span<std::byte> scratch)
         }
         return true;
     });
+    if (too_large != 0) {
+        throw_error(errc::message_too_large,
+                    s.name() + ": the next message has " + std::to_string(too_large) +
+                        " bytes, more than the " + std::to_string(max_bytes) +
+                        " asked for (the message stays in the channel)");
+    }
     if (!got) {
         return std::nullopt;
     }
@@ -541,7 +560,8 @@ message channel::take(std::span<std::byte> scratch, timeout limit)
 {
     auto& s = state();
     if (!s.is_local()) {
-        auto bytes = s.remote_or_throw().recv(s.descriptor, limit);
+        auto bytes = s.remote_or_throw().recv(s.descriptor, limit,
+                                              std::numeric_limits<std::size_t>::max());
         if (!bytes) {
             detail::throw_timeout(s, "still empty at the timeout");
         }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include <dragonx/channels/channel.hpp>
+#include <dragonx/channels/transport.hpp>
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/wait.hpp>
 
@@ -33,8 +34,8 @@ struct channel_state {
     channel_header* header = nullptr;
     std::byte* slots = nullptr;
 
-    // Remote channels:
-    transport* remote = nullptr;
+    // Remote channels: the transport given to attach(), else default_transport() on first use.
+    mutable transport* remote = nullptr;
 
     [[nodiscard]] bool is_local() const noexcept { return header != nullptr; }
 
@@ -100,6 +101,9 @@ struct channel_state {
 
     transport& remote_or_throw() const
     {
+        if (remote == nullptr) {
+            remote = default_transport();
+        }
         if (remote == nullptr) {
             throw_error(errc::no_transport,
                         name() + " lives on node " + std::to_string(node) +

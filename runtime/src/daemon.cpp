@@ -25,6 +25,7 @@
 #include "global_services.hpp"
 #include "run_paths.hpp"
 #include "supervisor.hpp"
+#include "transport/agent.hpp"
 
 extern char** environ;
 
@@ -93,6 +94,7 @@ struct node_daemon::impl {
     std::set<connection_ptr> clients;
     std::vector<node_info> nodes;
     std::unique_ptr<global_services> gs;
+    std::unique_ptr<transport_agent> agent;  // remote channel operations; its own thread
     struct pending_head {
         process_spec spec;
         std::uint64_t request_id;
@@ -119,6 +121,16 @@ struct node_daemon::impl {
         client_acceptor.listen();
         accept_client();
 
+        agent = std::make_unique<transport_agent>(agent_config{
+            .run = config.run,
+            .node = config.node,
+            .secret = config.secret,
+            .transport = config.transport,
+            .listen_address = config.address,
+            .advertised_host = config.address,
+        });
+        logger().debug("transport agent: {} at {}", agent->link_name(), agent->address());
+
         const tcp::endpoint here(asio::ip::make_address(config.address), 0);
         peer_acceptor.open(here.protocol());
         peer_acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -140,7 +152,8 @@ struct node_daemon::impl {
                          self.cpus,
                          self.gpus,
                          static_cast<std::uint8_t>(self.vendor),
-                         self.memory_bytes};
+                         self.memory_bytes,
+                         agent->address()};
     }
 
     void connect_to_launcher()
@@ -232,6 +245,13 @@ struct node_daemon::impl {
     void receive_node_table(std::vector<node_info> table)
     {
         nodes = std::move(table);
+        std::vector<std::string> addresses;
+        std::vector<std::string> names;
+        for (const auto& n : nodes) {
+            addresses.push_back(n.agent_address);
+            names.push_back(n.hostname);
+        }
+        agent->set_nodes(std::move(addresses), std::move(names));
         if (is_primary()) {
             gs = std::make_unique<global_services>(
                 io, nodes,
@@ -302,6 +322,7 @@ struct node_daemon::impl {
                     if (gs) {
                         gs->on_node_lost(node);
                     }
+                    agent->node_lost(node, why);
                 }
                 return;
             }
@@ -527,6 +548,7 @@ struct node_daemon::impl {
         }
         env["DRAGONX_RUN"] = config.run;
         env["DRAGONX_RUNTIME"] = socket_path;
+        env["DRAGONX_AGENT"] = agent->socket_path();
         env["DRAGONX_NODE"] = std::to_string(config.node);
         env["DRAGONX_NNODES"] = std::to_string(config.nnodes);
         env["DRAGONX_PUID"] = std::to_string(r.puid);
@@ -612,6 +634,9 @@ struct node_daemon::impl {
         }
         state = phase::tearing_down;
         exit_code = code;
+        if (agent) {
+            agent->run_ending();
+        }
         heartbeat_timer.cancel();
         start_head_timer.cancel();
         std::error_code ignored;
@@ -651,6 +676,7 @@ struct node_daemon::impl {
             logger().debug("removed {} shm objects of node {}", removed, config.node);
         }
         ::unlink(socket_path.c_str());
+        agent.reset();  // every process of the node is gone: nobody needs it any more
         if (launcher_gone) {
             remove_record_of_dead_launcher();
         }

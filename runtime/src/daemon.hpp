@@ -46,6 +46,7 @@ struct daemon_config {
     std::uint16_t launcher_port = 0;
     std::string address = "127.0.0.1";  // where this daemon listens for other daemons
     run_secret secret{};
+    std::string transport = "tcp";   // the transport agent's link: tcp | ofi | ofi:<provider>
     std::chrono::milliseconds heartbeat_interval{1000};
     std::chrono::milliseconds launcher_silence_limit{10000};
     std::chrono::milliseconds terminate_grace{1000};  // SIGTERM -> SIGKILL at teardown

@@ -48,6 +48,7 @@ int main(int argc, char** argv)
     app.add_option("--launcher", launcher, "HOST:PORT of the launcher")->required();
     app.add_option("--address", config.address, "address to listen on for other daemons");
     app.add_option("--log-level", level, "debug|info|warning|error|critical|none");
+    app.add_option("--transport", config.transport, "tcp|ofi|ofi:<provider>");
     CLI11_PARSE(app, argc, argv);
 
     spdlog::set_pattern(fmt::format("dragonx-runtime[node {}]: %l: %v", config.node));
@@ -56,6 +57,10 @@ int main(int argc, char** argv)
                                                                  : level));
     try {
         config.secret = read_secret();
+        // The daemon is a process of the run on its node (before any thread starts): the
+        // channels its transport agent attaches are then seen as local, others' as remote.
+        ::setenv("DRAGONX_RUN", config.run.c_str(), 1);
+        ::setenv("DRAGONX_NODE", std::to_string(config.node).c_str(), 1);
         const auto colon = launcher.rfind(':');
         if (colon == std::string::npos) {
             throw dragonx::error(dragonx::errc::invalid_argument, "--launcher must be HOST:PORT");

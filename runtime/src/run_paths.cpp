@@ -66,6 +66,11 @@ fs::path node_socket_path(const std::string& run, std::uint32_t node)
     return run_directory(run) / fmt::format("node{}.sock", node);
 }
 
+fs::path agent_socket_path(const std::string& run, std::uint32_t node)
+{
+    return run_directory(run) / fmt::format("node{}.agent.sock", node);
+}
+
 fs::path launcher_record_path(const std::string& run) { return run_directory(run) / "launcher"; }
 
 std::string node_shm_prefix(const std::string& run, std::uint32_t node)

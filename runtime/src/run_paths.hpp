@@ -34,6 +34,8 @@ namespace dragonx::rt::detail {
 /// Creates run_directory(run) with mode 0700 (no error if it exists and is ours).
 std::filesystem::path create_run_directory(const std::string& run);
 [[nodiscard]] std::filesystem::path node_socket_path(const std::string& run, std::uint32_t node);
+/// Where node `node`'s transport agent accepts local processes (DRAGONX_AGENT).
+[[nodiscard]] std::filesystem::path agent_socket_path(const std::string& run, std::uint32_t node);
 [[nodiscard]] std::filesystem::path launcher_record_path(const std::string& run);
 
 /// The name prefix (without the leading '/') of node `node`'s shm objects of run `run`:

@@ -267,10 +267,11 @@ public:
     {
         return target_.try_send(bytes);
     }
-    std::optional<std::vector<std::byte>> recv(std::string_view, dragonx::timeout) override
+    std::optional<std::vector<std::byte>> recv(std::string_view, dragonx::timeout,
+                                               std::size_t max_bytes) override
     {
         std::vector<std::byte> scratch(target_.block_size());
-        auto m = target_.try_take(scratch);
+        auto m = target_.try_take(scratch, max_bytes);
         if (!m) {
             return std::nullopt;
         }

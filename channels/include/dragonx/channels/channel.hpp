@@ -21,7 +21,9 @@
 //   message is either completely sent or not at all, and a receiver killed before taking a
 //   message leaves it for the next one.
 // - The descriptor names the node that owns the channel. On another node, operations go
-//   through a transport (transport.hpp); without one they throw errc::no_transport.
+//   through a transport (transport.hpp): the one given to attach(), else the default one
+//   (under dragonx run, the node's transport agent); without one they throw
+//   errc::no_transport.
 // - A channel handle must outlive the allocations it returned.
 #pragma once
 
@@ -146,6 +148,10 @@ public:
     /// where it is (the pool block the sender filled or handed over). nullopt if empty.
     /// The message refers to `scratch`: keep the buffer until done with it.
     [[nodiscard]] std::optional<message> try_take(std::span<std::byte> scratch);
+    /// As try_take(scratch), but a next message larger than `max_bytes` is not taken:
+    /// errc::message_too_large, and it stays in the channel.
+    [[nodiscard]] std::optional<message> try_take(std::span<std::byte> scratch,
+                                                  std::size_t max_bytes);
     [[nodiscard]] message take(std::span<std::byte> scratch, timeout limit);
 
     /// Size of the next message, without taking it; nullopt if empty.

@@ -10,6 +10,8 @@
 // - Errors are reported as dragonx::error, exactly as a local channel would report them
 //   (errc::timeout, errc::message_too_large, ...); a transport that cannot reach the owning
 //   node throws errc::no_transport or a more specific error naming the node.
+// - A channel attached without a transport uses default_transport(): in a process of a
+//   dragonx run, libdragonx installs the node's transport agent there.
 #pragma once
 
 #include <cstddef>
@@ -33,9 +35,10 @@ public:
     /// Sends a copy of `bytes` to the channel; false if it stayed full for `limit`.
     virtual bool send(std::string_view channel, std::span<const std::byte> bytes,
                       timeout limit) = 0;
-    /// Receives the next message; nullopt if it stayed empty for `limit`.
-    virtual std::optional<std::vector<std::byte>> recv(std::string_view channel,
-                                                       timeout limit) = 0;
+    /// Receives the next message; nullopt if it stayed empty for `limit`. A message larger
+    /// than `max_bytes` is not taken: errc::message_too_large, and it stays in the channel.
+    virtual std::optional<std::vector<std::byte>> recv(std::string_view channel, timeout limit,
+                                                       std::size_t max_bytes) = 0;
     /// Receives the next message into a block of a pool on this node (the transport's
     /// landing pool), owned by the caller; nullopt if it stayed empty for `limit`.
     virtual std::optional<pool::allocation> recv_block(std::string_view channel,
@@ -45,5 +48,14 @@ public:
     /// Messages in the channel now.
     virtual std::uint64_t size(std::string_view channel) = 0;
 };
+
+/// Returns the transport to use for channels of other nodes, or nullptr if there is none.
+using transport_provider = transport* (*)() noexcept;
+
+/// Installs the provider default_transport() asks (nullptr: none). Thread-safe.
+void set_default_transport_provider(transport_provider provider) noexcept;
+
+/// The installed provider's transport; nullptr without a provider or outside a run.
+[[nodiscard]] transport* default_transport() noexcept;
 
 }  // namespace dragonx::channels

@@ -93,10 +93,11 @@ struct node_info {
     std::vector<int> gpus;
     std::uint8_t gpu_vendor = 0;  // dragonx::gpu_vendor
     std::uint64_t memory_bytes = 0;
+    std::string agent_address;  // how other transport agents reach this node's (peer_link)
     static auto fields(auto& self)
     {
         return std::tie(self.index, self.hostname, self.address, self.port, self.cpus, self.gpus,
-                        self.gpu_vendor, self.memory_bytes);
+                        self.gpu_vendor, self.memory_bytes, self.agent_address);
     }
     bool operator==(const node_info&) const = default;
 };

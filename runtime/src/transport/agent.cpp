@@ -1,0 +1,631 @@
+// agent.cpp - the transport agent: local processes' requests in, forwarded to the owning
+// node's agent, performed there on the channel, results back.
+#include "agent.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/local/stream_protocol.hpp>
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <dragonx/channels/channel.hpp>
+#include <dragonx/common/error.hpp>
+#include <dragonx/common/log.hpp>
+
+#include "../run_paths.hpp"
+#include "link_factory.hpp"
+#include "wire.hpp"
+
+namespace dragonx::rt::detail {
+
+namespace {
+
+using unix_socket = asio::local::stream_protocol;
+using wire::frame_header;
+using wire::frame_view;
+using cancel_token = std::shared_ptr<std::atomic<bool>>;
+
+constexpr std::size_t max_cached_channels = 1024;
+constexpr std::size_t max_waiter_threads = 256;
+/// How often a wait checks whether it was abandoned.
+constexpr std::chrono::milliseconds wait_slice{50};
+
+spdlog::logger& logger() { return log::get("transport"); }
+
+/// What an operation came to.
+struct op_result {
+    errc code = errc::ok;
+    std::uint64_t value = 0;
+    std::vector<std::byte> payload;  // recv: the message; an error: its text
+
+    static op_result error(errc c, const std::string& text)
+    {
+        op_result r;
+        r.code = c;
+        r.payload.resize(text.size());
+        std::memcpy(r.payload.data(), text.data(), text.size());
+        return r;
+    }
+    static op_result answer(std::uint64_t v)
+    {
+        op_result r;
+        r.value = v;
+        return r;
+    }
+};
+
+op_result result_of(const std::exception& e)
+{
+    if (const auto* d = dynamic_cast<const dragonx::error*>(&e);
+        d != nullptr && d->code().category() == dragonx_category()) {
+        return op_result::error(static_cast<errc>(d->code().value()), d->what());
+    }
+    return op_result::error(errc::internal, e.what());
+}
+
+frame_header result_header(const frame_header& request, std::uint64_t id, const op_result& r)
+{
+    frame_header h;
+    h.kind = static_cast<std::uint8_t>(wire::frame_kind::result);
+    h.op = request.op;
+    h.event = request.event;
+    h.code = static_cast<std::uint32_t>(r.code);
+    h.id = id;
+    h.value = r.value;
+    h.payload_len = r.payload.size();
+    return h;
+}
+
+/// Threads for operations that must wait: one per waiting operation, kept for reuse.
+class blocking_pool {
+public:
+    ~blocking_pool() { stop(); }
+
+    void submit(std::function<void()> job)
+    {
+        std::lock_guard lock(mutex_);
+        jobs_.push_back(std::move(job));
+        if (idle_ == 0 && threads_.size() < max_waiter_threads) {
+            threads_.emplace_back([this] { work(); });
+        } else {
+            wake_.notify_one();
+        }
+    }
+
+    /// Joins every thread; jobs must notice the agent stopping by themselves.
+    void stop()
+    {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (auto& t : threads_) {
+            t.join();
+        }
+        threads_.clear();
+    }
+
+private:
+    void work()
+    {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            ++idle_;
+            wake_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            --idle_;
+            if (stopping_) {
+                return;
+            }
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            lock.unlock();
+            job();
+            lock.lock();
+        }
+    }
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::function<void()>> jobs_;
+    std::vector<std::thread> threads_;
+    std::size_t idle_ = 0;
+    bool stopping_ = false;
+};
+
+/// A local process's connection: request frames in, result frames out.
+class client_session : public std::enable_shared_from_this<client_session> {
+public:
+    using request_handler =
+        std::function<void(const std::shared_ptr<client_session>&, const frame_view&)>;
+
+    client_session(unix_socket::socket s, request_handler on_request)
+        : socket_(std::move(s)), on_request_(std::move(on_request))
+    {
+    }
+
+    void start() { read_more(); }
+
+    void send_result(const frame_header& h, std::span<const std::byte> payload)
+    {
+        if (!open_) {
+            return;
+        }
+        std::vector<std::byte> frame(sizeof h + payload.size());
+        std::memcpy(frame.data(), &h, sizeof h);
+        if (!payload.empty()) {
+            std::memcpy(frame.data() + sizeof h, payload.data(), payload.size());
+        }
+        queue_.push_back(std::move(frame));
+        write_more();
+    }
+
+    void close()
+    {
+        open_ = false;
+        std::error_code ignored;
+        socket_.close(ignored);
+    }
+
+    [[nodiscard]] bool open() const noexcept { return open_; }
+    /// Set when the session closes: waits performed for it are abandoned.
+    [[nodiscard]] const cancel_token& gone() const noexcept { return gone_; }
+
+private:
+    void read_more()
+    {
+        if (buffer_.size() - used_ < 16 * 1024) {
+            buffer_.resize(std::max(buffer_.size() * 2, used_ + 64 * 1024));
+        }
+        socket_.async_read_some(
+            asio::buffer(buffer_.data() + used_, buffer_.size() - used_),
+            [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
+                if (ec) {
+                    return self->finish();
+                }
+                try {
+                    self->feed(n);
+                } catch (const std::exception& e) {
+                    logger().warn("transport: a local process sent a bad frame: {}", e.what());
+                    return self->finish();
+                }
+                if (self->open_) {
+                    self->read_more();
+                }
+            });
+    }
+
+    void feed(std::size_t n)
+    {
+        used_ += n;
+        std::size_t pos = 0;
+        while (used_ - pos >= sizeof(frame_header)) {
+            const auto h = wire::read_header(std::span(buffer_).subspan(pos));
+            const auto whole = sizeof(frame_header) + wire::body_length(h);
+            if (used_ - pos < whole) {
+                if (whole > buffer_.size()) {
+                    buffer_.resize(whole);
+                }
+                break;
+            }
+            const auto v = wire::parse(std::span<const std::byte>(buffer_).subspan(pos, whole));
+            if (h.kind != static_cast<std::uint8_t>(wire::frame_kind::request)) {
+                throw_error(errc::malformed_message, "a result frame from a process");
+            }
+            on_request_(shared_from_this(), v);
+            pos += whole;
+        }
+        if (pos != 0) {
+            std::memmove(buffer_.data(), buffer_.data() + pos, used_ - pos);
+            used_ -= pos;
+        }
+    }
+
+    void write_more()
+    {
+        if (writing_ || queue_.empty() || !open_) {
+            return;
+        }
+        writing_ = true;
+        asio::async_write(socket_, asio::buffer(queue_.front()),
+                          [self = shared_from_this()](const std::error_code& ec, std::size_t) {
+                              self->writing_ = false;
+                              if (ec) {
+                                  return self->finish();
+                              }
+                              self->queue_.pop_front();
+                              self->write_more();
+                          });
+    }
+
+    void finish()
+    {
+        gone_->store(true);
+        close();
+        queue_.clear();
+    }
+
+    unix_socket::socket socket_;
+    request_handler on_request_;
+    std::vector<std::byte> buffer_ = std::vector<std::byte>(64 * 1024);
+    std::size_t used_ = 0;
+    std::deque<std::vector<std::byte>> queue_;
+    bool writing_ = false;
+    bool open_ = true;
+    cancel_token gone_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace
+
+struct transport_agent::impl {
+    explicit impl(const agent_config& c)
+        : config(c), work(asio::make_work_guard(io)), acceptor(io),
+          path(agent_socket_path(c.run, c.node).string())
+    {
+        link = make_link(io, config);
+        ::unlink(path.c_str());
+        acceptor.open(unix_socket());
+        acceptor.bind(unix_socket::endpoint(path));
+        acceptor.listen();
+    }
+
+    agent_config config;
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> work;
+    unix_socket::acceptor acceptor;
+    std::unique_ptr<peer_link> link;
+    std::string path;
+    std::thread thread;
+    const cancel_token stopping = std::make_shared<std::atomic<bool>>(false);
+    const cancel_token quiet = std::make_shared<std::atomic<bool>>(false);  // run ending
+    blocking_pool waiters;
+
+    // ---- agent thread only -------------------------------------------------------------------
+    struct pending_op {
+        std::weak_ptr<client_session> client;
+        std::uint64_t client_id;
+        std::uint32_t node;
+        frame_header request;
+    };
+    std::vector<std::string> names;
+    bool have_nodes = false;
+    std::map<std::uint32_t, std::string> lost;
+    std::unordered_map<std::uint64_t, pending_op> pending;
+    std::uint64_t next_id = 1;
+    std::unordered_map<std::string, std::uint32_t> node_of_channel;
+    std::unordered_map<std::string, std::shared_ptr<channels::channel>> local_channels;
+    std::map<std::uint32_t, cancel_token> peer_gone;  // waits performed for each peer node
+
+    void start()
+    {
+        link->start({.on_frame = [this](std::uint32_t node,
+                                        std::span<const std::byte> frame) { from_peer(node, frame); },
+                     .on_lost = [this](std::uint32_t node,
+                                       const std::string& why) { mark_lost(node, why); }});
+        accept();
+        thread = std::thread([this] { io.run(); });
+    }
+
+    void stop()
+    {
+        stopping->store(true);
+        asio::post(io, [this] {
+            link->close();
+            std::error_code ignored;
+            acceptor.close(ignored);
+            work.reset();
+            io.stop();
+        });
+        if (thread.joinable()) {
+            thread.join();
+        }
+        waiters.stop();
+        ::unlink(path.c_str());
+    }
+
+    [[nodiscard]] std::string node_name(std::uint32_t node) const
+    {
+        if (node < names.size() && !names[node].empty()) {
+            return fmt::format("node {} ({})", node, names[node]);
+        }
+        return fmt::format("node {}", node);
+    }
+
+    // ---- local processes ------------------------------------------------------------------
+
+    void accept()
+    {
+        acceptor.async_accept([this](const std::error_code& ec, unix_socket::socket s) {
+            if (ec) {
+                return;  // closed: the agent is stopping
+            }
+            std::make_shared<client_session>(
+                std::move(s), [this](const std::shared_ptr<client_session>& c,
+                                     const frame_view& f) { from_client(c, f); })
+                ->start();
+            accept();
+        });
+    }
+
+    void from_client(const std::shared_ptr<client_session>& client, const frame_view& f)
+    {
+        const auto reply = [client, request = f.header](const op_result& r) {
+            client->send_result(result_header(request, request.id, r), r.payload);
+        };
+        std::uint32_t node = 0;
+        try {
+            node = node_of(f.channel);
+        } catch (const std::exception& e) {
+            return reply(result_of(e));
+        }
+        if (node == config.node) {
+            return perform(f, client->gone(), reply);
+        }
+        if (const auto it = lost.find(node); it != lost.end()) {
+            return reply(op_result::error(errc::peer_lost,
+                                          node_name(node) + " was lost: " + it->second));
+        }
+        if (!have_nodes || node >= names.size()) {
+            return reply(op_result::error(
+                errc::no_transport, fmt::format("the channel is on node {}, which this run {}",
+                                                node, have_nodes ? "does not have"
+                                                                 : "has not yet announced")));
+        }
+        const std::uint64_t id = next_id++;
+        pending.emplace(id, pending_op{client, f.header.id, node, f.header});
+        frame_header h = f.header;
+        h.id = id;
+        const std::span<const std::byte> parts[] = {
+            wire::header_bytes(h), std::as_bytes(std::span(f.channel.data(), f.channel.size())),
+            f.payload};
+        link->send(node, parts);
+    }
+
+    /// The node a channel descriptor names (cached; throws for a malformed descriptor).
+    std::uint32_t node_of(std::string_view descriptor)
+    {
+        std::string key(descriptor);
+        if (const auto it = node_of_channel.find(key); it != node_of_channel.end()) {
+            return it->second;
+        }
+        const auto node = channels::channel::attach(descriptor).node();
+        if (node_of_channel.size() >= 4 * max_cached_channels) {
+            node_of_channel.clear();
+        }
+        node_of_channel.emplace(std::move(key), node);
+        return node;
+    }
+
+    // ---- peers ------------------------------------------------------------------------------
+
+    void from_peer(std::uint32_t node, std::span<const std::byte> frame)
+    {
+        frame_view f;
+        try {
+            f = wire::parse(frame);
+        } catch (const std::exception& e) {
+            logger().warn("transport: bad frame from {} dropped: {}", node_name(node), e.what());
+            return;
+        }
+        if (f.header.kind == static_cast<std::uint8_t>(wire::frame_kind::result)) {
+            return result_from_peer(node, f);
+        }
+        auto& gone = peer_gone[node];
+        if (!gone) {
+            gone = std::make_shared<std::atomic<bool>>(false);
+        }
+        perform(f, gone, [this, node, request = f.header](const op_result& r) {
+            const auto h = result_header(request, request.id, r);
+            const std::span<const std::byte> parts[] = {wire::header_bytes(h), r.payload};
+            if (!lost.contains(node)) {
+                link->send(node, parts);
+            }
+        });
+    }
+
+    void result_from_peer(std::uint32_t node, const frame_view& f)
+    {
+        const auto it = pending.find(f.header.id);
+        if (it == pending.end() || it->second.node != node) {
+            logger().warn("transport: a result from {} for no request of ours", node_name(node));
+            return;
+        }
+        const auto op = std::move(it->second);
+        pending.erase(it);
+        if (auto client = op.client.lock()) {
+            frame_header h = f.header;
+            h.id = op.client_id;
+            client->send_result(h, f.payload);
+        }
+    }
+
+    void mark_lost(std::uint32_t node, const std::string& why)
+    {
+        if (node == config.node || !lost.emplace(node, why).second) {
+            return;
+        }
+        logger().log(quiet->load() ? spdlog::level::debug : spdlog::level::warn,
+                     "transport: {} lost: {}", node_name(node), why);
+        if (const auto it = peer_gone.find(node); it != peer_gone.end()) {
+            it->second->store(true);
+        }
+        const auto text = node_name(node) + " was lost: " + why;
+        for (auto it = pending.begin(); it != pending.end();) {
+            if (it->second.node != node) {
+                ++it;
+                continue;
+            }
+            if (auto client = it->second.client.lock()) {
+                const auto r = op_result::error(errc::peer_lost, text);
+                client->send_result(result_header(it->second.request, it->second.client_id, r),
+                                    r.payload);
+            }
+            it = pending.erase(it);
+        }
+    }
+
+    // ---- performing operations on this node's channels -----------------------------------------
+
+    using done_fn = std::function<void(const op_result&)>;
+
+    std::shared_ptr<channels::channel> local_channel(std::string_view descriptor)
+    {
+        std::string key(descriptor);
+        if (const auto it = local_channels.find(key); it != local_channels.end()) {
+            return it->second;
+        }
+        auto ch = std::make_shared<channels::channel>(channels::channel::attach(descriptor));
+        if (!ch->is_local()) {
+            throw_error(errc::not_local, fmt::format("the channel is on node {}, not on {}",
+                                                     ch->node(), node_name(config.node)));
+        }
+        if (local_channels.size() >= max_cached_channels) {
+            local_channels.clear();
+        }
+        local_channels.emplace(std::move(key), ch);
+        return ch;
+    }
+
+    /// One attempt, never waiting: the result, or nullopt if the operation must wait.
+    static std::optional<op_result> attempt(channels::channel& ch, const frame_header& h,
+                                            std::span<const std::byte> payload)
+    {
+        switch (static_cast<wire::op>(h.op)) {
+        case wire::op::send:
+            if (ch.try_send(payload)) {
+                return op_result::answer(1);
+            }
+            return std::nullopt;
+        case wire::op::recv: {
+            std::byte scratch[256];
+            auto m = ch.try_take(scratch, h.value);
+            if (!m) {
+                return std::nullopt;
+            }
+            op_result r;
+            r.value = 1;
+            r.payload.assign(m->bytes().begin(), m->bytes().end());
+            return r;
+        }
+        case wire::op::poll:
+            if (ch.poll(static_cast<channels::poll_event>(h.event), std::chrono::nanoseconds(0))) {
+                return op_result::answer(1);
+            }
+            return std::nullopt;
+        case wire::op::size: return op_result::answer(ch.size());
+        }
+        throw_error(errc::malformed_message, "unknown operation");
+    }
+
+    /// The result when the operation's time ran out: false / nullopt, as the API says.
+    static op_result expired(const frame_header&) { return op_result::answer(0); }
+
+    void perform(const frame_view& f, const cancel_token& abandoned, const done_fn& done)
+    {
+        std::shared_ptr<channels::channel> ch;
+        timeout limit;
+        try {
+            if (f.header.op == static_cast<std::uint8_t>(wire::op::poll) &&
+                f.header.event > static_cast<std::uint8_t>(channels::poll_event::empty)) {
+                throw_error(errc::malformed_message, "unknown poll event");
+            }
+            limit = wire::to_timeout(f.header.timeout_ns);
+            ch = local_channel(f.channel);
+            if (auto r = attempt(*ch, f.header, f.payload)) {
+                return done(*r);
+            }
+        } catch (const std::exception& e) {
+            return done(result_of(e));
+        }
+        if (limit && limit->count() == 0) {
+            return done(expired(f.header));
+        }
+        wait_and_perform(std::move(ch), f.header,
+                         std::vector<std::byte>(f.payload.begin(), f.payload.end()),
+                         deadline::after(limit), abandoned, done);
+    }
+
+    // On a waiter thread: polls the channel in slices until the operation succeeds, its
+    // deadline passes, or it is abandoned; the result goes back to the agent's thread.
+    void wait_and_perform(std::shared_ptr<channels::channel> ch, frame_header h,
+                          std::vector<std::byte> payload, deadline until,
+                          cancel_token abandoned, done_fn done)
+    {
+        waiters.submit([this, ch = std::move(ch), h, payload = std::move(payload), until,
+                        abandoned = std::move(abandoned), done = std::move(done)] {
+            const auto event = h.op == static_cast<std::uint8_t>(wire::op::send)
+                                   ? channels::poll_event::writable
+                               : h.op == static_cast<std::uint8_t>(wire::op::poll)
+                                   ? static_cast<channels::poll_event>(h.event)
+                                   : channels::poll_event::readable;
+            std::optional<op_result> r;
+            try {
+                while (!r && !stopping->load() && !abandoned->load()) {
+                    if ((r = attempt(*ch, h, payload))) {
+                        break;
+                    }
+                    if (until.expired()) {
+                        r = expired(h);
+                        break;
+                    }
+                    auto slice = until.remaining().value_or(wait_slice);
+                    if (slice > wait_slice) {
+                        slice = wait_slice;
+                    }
+                    if (ch->poll(event, slice) && event == channels::poll_event::writable) {
+                        // Room in the ring, yet the send failed: its pool is full. Back off.
+                        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                    }
+                }
+            } catch (const std::exception& e) {
+                r = result_of(e);
+            }
+            if (r) {
+                asio::post(io, [done, r = std::move(*r)] { done(r); });
+            }
+        });
+    }
+};
+
+transport_agent::transport_agent(const agent_config& config)
+    : impl_(std::make_unique<impl>(config))
+{
+    impl_->start();
+}
+
+transport_agent::~transport_agent() { impl_->stop(); }
+
+std::string transport_agent::address() const { return impl_->link->address(); }
+std::string transport_agent::link_name() const { return impl_->link->name(); }
+std::string transport_agent::socket_path() const { return impl_->path; }
+
+void transport_agent::set_nodes(std::vector<std::string> addresses,
+                                std::vector<std::string> names)
+{
+    asio::post(impl_->io, [this, addresses = std::move(addresses),
+                           names = std::move(names)]() mutable {
+        impl_->names = std::move(names);
+        impl_->link->set_peers(std::move(addresses));
+        impl_->have_nodes = true;
+    });
+}
+
+void transport_agent::run_ending() noexcept { impl_->quiet->store(true); }
+
+void transport_agent::node_lost(std::uint32_t node, const std::string& why)
+{
+    asio::post(impl_->io, [this, node, why] { impl_->mark_lost(node, why); });
+}
+
+}  // namespace dragonx::rt::detail
