@@ -13,9 +13,6 @@
 // The program is its own head: `dragonx run launch_bench --head N SEQ` prints the head's
 // figures as one line that the outer run parses. DRAGONX_EXE names the launcher (default:
 // the dragonx next to the build's top directory, found from this program's path).
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -29,45 +26,19 @@
 #include <dragonx/dragonx.hpp>
 
 #include "harness.hpp"
-
-extern char** environ;
+#include "subprocess.hpp"
 
 namespace {
 
+using dragonx::bench::capture;
+using dragonx::bench::launcher_path;
+using dragonx::bench::spawn;
+using dragonx::bench::wait_for;
 using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0)
 {
     return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-pid_t spawn(const std::vector<std::string>& args, bool quiet)
-{
-    std::vector<char*> argv;
-    for (const auto& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    if (quiet) {
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    }
-    pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-        std::fprintf(stderr, "launch_bench: cannot start %s: %s\n", argv[0], std::strerror(rc));
-        std::exit(1);
-    }
-    return pid;
-}
-
-int wait_for(pid_t pid)
-{
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // ---- inside the run: the head ----------------------------------------------------------------
@@ -115,54 +86,6 @@ int head(int n, int sequential)
 }
 
 // ---- outside: the benchmark driver --------------------------------------------------------
-
-std::string launcher_path(const char* self)
-{
-    if (const char* env = std::getenv("DRAGONX_EXE"); env != nullptr) {
-        return env;
-    }
-    // build/tests/bench/launch_bench -> build/dragonx
-    namespace fs = std::filesystem;
-    return (fs::canonical(fs::path(self)).parent_path() / ".." / ".." / "dragonx")
-        .lexically_normal()
-        .string();
-}
-
-// Runs `args` with stdout captured; returns stdout and sets `code`.
-std::string capture(const std::vector<std::string>& args, int& code)
-{
-    int fds[2];
-    if (::pipe(fds) != 0) {
-        std::perror("pipe");
-        std::exit(1);
-    }
-    std::vector<char*> argv;
-    for (const auto& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    if (rc != 0) {
-        std::fprintf(stderr, "launch_bench: cannot start %s: %s\n", argv[0], std::strerror(rc));
-        std::exit(1);
-    }
-    std::string out;
-    char buf[4096];
-    ssize_t got = 0;
-    while ((got = ::read(fds[0], buf, sizeof buf)) > 0) {
-        out.append(buf, static_cast<std::size_t>(got));
-    }
-    ::close(fds[0]);
-    code = wait_for(pid);
-    return out;
-}
 
 }  // namespace
 

@@ -314,7 +314,31 @@ struct transport_agent::impl {
                      .on_lost = [this](std::uint32_t node,
                                        const std::string& why) { mark_lost(node, why); }});
         accept();
-        thread = std::thread([this] { io.run(); });
+        thread = std::thread([this] { serve(); });
+    }
+
+    // The agent's loop. After any work it keeps polling for `busy_window` (yielding the CPU
+    // between polls) before it sleeps in epoll again: a request, its forwarding and its
+    // result usually follow each other within microseconds, and waking a sleeping thread
+    // costs tens of them on a small machine.
+    void serve()
+    {
+        using clock = std::chrono::steady_clock;
+        constexpr auto busy_window = std::chrono::microseconds(200);
+        auto last_work = clock::now();
+        while (!io.stopped()) {
+            if (io.poll() > 0) {
+                last_work = clock::now();
+                continue;
+            }
+            if (clock::now() - last_work < busy_window) {
+                std::this_thread::yield();
+                continue;
+            }
+            if (io.run_one() > 0) {
+                last_work = clock::now();
+            }
+        }
     }
 
     void stop()
@@ -455,17 +479,19 @@ struct transport_agent::impl {
         if (node == config.node || !lost.emplace(node, why).second) {
             return;
         }
-        logger().log(quiet->load() ? spdlog::level::debug : spdlog::level::warn,
-                     "transport: {} lost: {}", node_name(node), why);
+        // Peers go away at the end of every run: that matters only to operations under way,
+        // so it is a warning only when there are some (or while the run is not ending).
         if (const auto it = peer_gone.find(node); it != peer_gone.end()) {
             it->second->store(true);
         }
         const auto text = node_name(node) + " was lost: " + why;
+        std::size_t failed = 0;
         for (auto it = pending.begin(); it != pending.end();) {
             if (it->second.node != node) {
                 ++it;
                 continue;
             }
+            ++failed;
             if (auto client = it->second.client.lock()) {
                 const auto r = op_result::error(errc::peer_lost, text);
                 client->send_result(result_header(it->second.request, it->second.client_id, r),
@@ -473,6 +499,9 @@ struct transport_agent::impl {
             }
             it = pending.erase(it);
         }
+        logger().log(failed > 0 || !quiet->load() ? spdlog::level::warn : spdlog::level::debug,
+                     "transport: {} lost ({} operations failed): {}", node_name(node), failed,
+                     why);
     }
 
     // ---- performing operations on this node's channels -----------------------------------------

@@ -338,3 +338,22 @@ TEST_CASE("another node's channel goes through the transport, or fails clearly",
     CHECK(errc_of([&] { (void)via.take({}, 1ms); }) == errc::timeout);
     CHECK(errc_of([&] { (void)via.pool(); }) == errc::not_local);
 }
+
+TEST_CASE("try_take with a size limit leaves a larger message in the channel", "[channels]")
+{
+    auto p = pool::create({.size = 1 << 20});
+    auto ch = channel::create(p, {.capacity = 4, .block_size = 64});
+    const std::string big(1000, 'q');
+    REQUIRE(ch.try_send(as_bytes(big)));
+    REQUIRE(ch.try_send(as_bytes("small")));
+    std::byte scratch[64];
+    CHECK(errc_of([&] { (void)ch.try_take(scratch, 999); }) == errc::message_too_large);
+    CHECK(ch.size() == 2);
+    auto m = ch.try_take(scratch, 1000);
+    REQUIRE(m);
+    CHECK(m->size() == 1000);
+    CHECK(errc_of([&] { (void)ch.try_take(scratch, 4); }) == errc::message_too_large);
+    m = ch.try_take(scratch, 5);
+    REQUIRE(m);
+    CHECK(std::string(reinterpret_cast<const char*>(m->bytes().data()), m->size()) == "small");
+}
