@@ -86,6 +86,9 @@ struct node_daemon::impl {
     std::uint64_t heartbeat_seq = 0;
     std::string socket_path;
     std::map<std::string, std::string> base_environment;  // see node_environment()
+    // Where peers reach this daemon: config.address, or, when that is 0.0.0.0 (listen on
+    // every interface: daemons on several hosts), the local address of the launcher link.
+    std::string advertised_address;
 
     connection_ptr launcher;
     connection_ptr primary;                        // non-primary daemons: the link to node 0
@@ -135,7 +138,7 @@ struct node_daemon::impl {
         const auto self = discover_local_node(config.node, config.hostname);
         return node_info{config.node,
                          config.hostname,
-                         config.address,
+                         advertised_address,
                          peer_acceptor.local_endpoint().port(),
                          self.cpus,
                          self.gpus,
@@ -157,6 +160,12 @@ struct node_daemon::impl {
                 return;
             }
             socket->set_option(tcp::no_delay(true));
+            advertised_address = config.address;
+            std::error_code local_error;
+            const auto local = socket->local_endpoint(local_error);
+            if (!local_error && asio::ip::make_address(config.address).is_unspecified()) {
+                advertised_address = local.address().to_string();  // routable from the peers
+            }
             launcher = connection::make(connection::socket_type(std::move(*socket)), "launcher");
             launcher->start_connector(
                 config.secret, msg::hello{.role = "daemon", .node = config.node},
