@@ -1,4 +1,5 @@
-// cleanup.hpp - `dragonx cleanup`: remove what crashed runs of this user left on this node.
+// cleanup.hpp - `dragonx cleanup`: remove what crashed runs of this user left on this node
+// (and, inside an allocation, on its other nodes: run_cleanup_everywhere).
 //
 // Notes:
 // - A run is *live* when its launcher is alive on this host: the launcher record in its run
@@ -22,8 +23,18 @@
 
 namespace dragonx::launcher {
 
-/// Runs the cleanup; returns the exit code (0, or 1 if something could not be removed).
+/// Runs the cleanup on this node; returns the exit code (0, or 1 if something could not be
+/// removed). options.this_node_only is not looked at.
 int run_cleanup(const cleanup_options& options, std::ostream& out,
                 std::chrono::milliseconds grace = std::chrono::seconds(1));
+
+/// `dragonx cleanup`: run_cleanup() here, then, unless options.this_node_only, on every node of
+/// the Slurm or PBS allocation this process runs in (one `dragonx cleanup --this-node-only`
+/// per node, started the way the run's daemons are: srun --overlap, or the PBS launch
+/// template; their output goes to `out`'s stdout, labelled by srun). Without an allocation,
+/// this node only. Returns 1 if any node failed or could not be reached, else 0. Blocks up to
+/// `limit` for the other nodes (then stops the fan-out and fails).
+int run_cleanup_everywhere(const cleanup_options& options, std::ostream& out,
+                           std::chrono::milliseconds limit = std::chrono::seconds(120));
 
 }  // namespace dragonx::launcher

@@ -111,7 +111,8 @@ public:
         daemons_.start(wlm_.daemon_commands(
             {.runtime_exe = find_runtime_exe(),
              .run = run_,
-             .launcher_address = fmt::format("{}:{}", advertised, acceptor_.local_endpoint().port()),
+             .launcher_address =
+                 fmt::format("{}:{}", advertised, acceptor_.local_endpoint().port()),
              .secret_hex = rt::detail::secret_to_hex(secret_),
              .log_level = options_.log_level,
              .cwd = fs::current_path(cwd_error).string()}));

@@ -188,8 +188,9 @@ std::vector<std::string> expand_launch_template(std::string_view text,
             }
             expanded.append(word, i, open - i);
             const auto close = word.find('}', open);
-            const std::string name =
-                close == std::string::npos ? word.substr(open) : word.substr(open, close - open + 1);
+            const std::string name = close == std::string::npos
+                                         ? word.substr(open)
+                                         : word.substr(open, close - open + 1);
             if (name == "{nnodes}") {
                 expanded += nnodes;
             } else if (name == "{nodelist}") {
