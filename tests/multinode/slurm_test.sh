@@ -10,6 +10,7 @@
 # by polling `scontrol show job` (bounded), and checks its output: the head saw the 3 nodes by
 # their Slurm names, and a process ran on each other node (in netns mode: on another host).
 # With DRAGONX_TEST_REMOTE_CHANNELS=1, also the channel message from every other node.
+# Then `dragonx cleanup` inside an allocation (salloc -N 3) must run on all 3 nodes.
 # Stops the daemons it started by pid and removes what it made, whatever happens.
 source "$(dirname "$0")/lib.sh"
 
@@ -67,3 +68,20 @@ log "job $job: $state"
 [ "$state" = COMPLETED ] ||
     fail "job $job ended $state; its output:$(printf '\n'; cat "$out" 2>/dev/null)"
 check_hello "$out" 3 "${names[@]}" "${hosts[@]}"
+
+# dragonx cleanup inside an allocation runs on every node (srun --label: "<task>: ...").
+stale=dragonx-r$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')-n1-multinode-test
+touch "/dev/shm/$stale"
+on_exit "rm -f '/dev/shm/$stale'"
+cluster client "$dir/cluster" timeout 60 salloc -N 3 "$DRAGONX_BUILD/dragonx" cleanup --dry-run \
+    > cleanup1 2>&1 || fail "dragonx cleanup --dry-run failed:$(printf '\n'; cat cleanup1)"
+for task in 0 1 2; do
+    grep -q "^$task: would remove /dev/shm/$stale" cleanup1 ||
+        fail "cleanup --dry-run did not run on node $task:$(printf '\n'; cat cleanup1)"
+done
+[ -e "/dev/shm/$stale" ] || fail "cleanup --dry-run removed /dev/shm/$stale"
+cluster client "$dir/cluster" timeout 60 salloc -N 3 "$DRAGONX_BUILD/dragonx" cleanup \
+    > cleanup2 2>&1 || fail "dragonx cleanup failed:$(printf '\n'; cat cleanup2)"
+grep -q "cleaning up the 3 node(s) of the slurm allocation" cleanup2 && [ ! -e "/dev/shm/$stale" ] ||
+    fail "cleanup did not clean the allocation:$(printf '\n'; cat cleanup2)"
+log "ok: dragonx cleanup ran on the 3 nodes"
