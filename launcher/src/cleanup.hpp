@@ -4,7 +4,10 @@
 // Notes:
 // - A run is *live* when its launcher is alive on this host: the launcher record in its run
 //   directory (see runtime/src/run_paths.hpp) names a process that still exists with the same
-//   start time. A record naming another host counts as live (we cannot tell from here).
+//   start time. A record naming another host counts as live (we cannot tell from here), and
+//   so does a run without a record here whose daemon on this host was started by a launcher
+//   on another host (its --launcher address is not one of this host's): the node of a
+//   multi-node run. Such a daemon ends by itself when it loses its launcher.
 //   Runs of processes outside `dragonx run` ("solo<pid>") and of test programs ("t<pid>") are
 //   live while that pid exists. Run ids of any other shape are not ours: never touched.
 // - For every run that is not live, in this order: its stray daemons (processes of this uid
