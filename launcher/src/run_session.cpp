@@ -92,6 +92,22 @@ public:
 
     int run()
     {
+        try {
+            serve();
+        } catch (...) {
+            finish();  // a failed start leaves nothing behind either
+            throw;
+        }
+        finish();
+        return exit_code_;
+    }
+
+private:
+    enum class phase { booting, running, tearing_down, done };
+
+    // Starts the daemons and runs the event loop until the run is over.
+    void serve()
+    {
         rt::detail::create_run_directory(run_);
         rt::detail::write_launcher_record(
             run_, {*rt::detail::identify_process(::getpid()), rt::detail::host_name()});
@@ -129,12 +145,7 @@ public:
         schedule_heartbeat();
         check_launch_processes();
         io_.run();
-        finish();
-        return exit_code_;
     }
-
-private:
-    enum class phase { booting, running, tearing_down, done };
 
     struct node_slot {
         std::shared_ptr<connection> conn;

@@ -7,8 +7,14 @@
 # name (node-1..node-3), a process ran on each other node, and (with
 # DRAGONX_TEST_REMOTE_CHANNELS=1) the channel messages came. Then the same with -N 2 through
 # DRAGONX_PBS_LAUNCH (a template of our own), and -N 4 must fail naming 4 and 3.
+#
+#   pbs_test.sh          every "host" is this machine (host names only)
+#   pbs_test.sh netns    hosts are network namespaces with their own addresses and host names
+#                        (FAKE_PBS_EXEC=netns:...): only the first case; skipped where
+#                        namespaces cannot be made
 source "$(dirname "$0")/lib.sh"
 
+mode=${1:-local}
 watch_leftovers
 dir=$(mktemp -d /tmp/dragonx-pbs-test.XXXXXX)
 on_exit "rm -rf '$dir'"
@@ -16,6 +22,23 @@ cd "$dir"
 qsub_run() { timeout 120 "$MULTINODE_DIR/fake-pbs/fake-qsub-run" "$@"; }
 export DRAGONX_BUILD DRAGONX_HEAD_ARGS=$(hello_args)
 unset DRAGONX_PBS_LAUNCH
+
+if [ "$mode" = netns ]; then
+    [ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
+    command -v ip >/dev/null && command -v nsenter >/dev/null ||
+        skip "ip (iproute2) and nsenter (util-linux) are needed for network namespaces"
+    prefix=dxp$$
+    if ! "$MULTINODE_DIR/netns_hosts.sh" up "$prefix" 3 2>"$dir/netns.err"; then
+        skip "cannot create network namespaces here: $(tail -1 "$dir/netns.err")"
+    fi
+    on_exit "'$MULTINODE_DIR/netns_hosts.sh' down '$prefix'"
+    log "fake qsub on 3 namespace hosts, the default PALS mpiexec template"
+    FAKE_PBS_EXEC=netns:$prefix qsub_run -N 3 "$DRAGONX_SOURCE/examples/batch/pbs_job.sh" \
+        > out1 2>&1 || fail "the PBS job failed ($?); output:$(printf '\n'; cat out1)"
+    check_hello out1 3 "$prefix-h1" "$prefix-h2" "$prefix-h3" \
+        --hosts "$prefix-h1" "$prefix-h2" "$prefix-h3"
+    exit 0
+fi
 
 log "fake qsub: 3 hosts, the default PALS mpiexec template"
 qsub_run -N 3 "$DRAGONX_SOURCE/examples/batch/pbs_job.sh" > out1 2>&1 ||

@@ -82,6 +82,7 @@ done
 [ -e "/dev/shm/$stale" ] || fail "cleanup --dry-run removed /dev/shm/$stale"
 cluster client "$dir/cluster" timeout 60 salloc -N 3 "$DRAGONX_BUILD/dragonx" cleanup \
     > cleanup2 2>&1 || fail "dragonx cleanup failed:$(printf '\n'; cat cleanup2)"
-grep -q "cleaning up the 3 node(s) of the slurm allocation" cleanup2 && [ ! -e "/dev/shm/$stale" ] ||
+grep -q "cleaning up the 3 node(s) of the slurm allocation" cleanup2 &&
+    [ ! -e "/dev/shm/$stale" ] ||
     fail "cleanup did not clean the allocation:$(printf '\n'; cat cleanup2)"
 log "ok: dragonx cleanup ran on the 3 nodes"
