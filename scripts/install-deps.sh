@@ -2,6 +2,11 @@
 # install-deps.sh - install the Debian 12 packages dragonx builds and tests with.
 # Idempotent and quiet: prints nothing and touches nothing when everything is there.
 # Needs root (or sudo) only when something is missing.
+#
+#   scripts/install-deps.sh              what the build and the default tests need
+#   scripts/install-deps.sh multinode    also what the `multinode` test suite needs: a real
+#                                        local Slurm cluster (slurmctld, slurmd, munge) and the
+#                                        tools for network namespaces (iproute2, util-linux)
 set -euo pipefail
 
 packages=(
@@ -9,6 +14,14 @@ packages=(
     libfabric-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
     nlohmann-json3-dev libxxhash-dev libssl-dev catch2
 )
+case "${1:-}" in
+"") ;;
+multinode) packages+=(slurmctld slurmd slurm-client munge iproute2 util-linux) ;;
+*)
+    echo "usage: scripts/install-deps.sh [multinode]" >&2
+    exit 2
+    ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -38,6 +38,10 @@
 #include <thread>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include "run_paths.hpp"
 
 namespace dragonx::launcher {
@@ -144,10 +148,58 @@ bool runs_daemon_executable(pid_t pid)
     return fs::path(exe).filename() == daemon_name;
 }
 
+/// The host part of a daemon's "--launcher HOST:PORT" argument, if any.
+std::optional<std::string> launcher_host_of(const std::vector<std::string>& args)
+{
+    for (std::size_t i = 1; i + 1 < args.size(); ++i) {
+        if (args[i] == "--launcher") {
+            const auto colon = args[i + 1].rfind(':');
+            return args[i + 1].substr(0, colon);
+        }
+    }
+    return std::nullopt;
+}
+
+/// True if `address` (IPv4 or IPv6 text) is loopback or an address of this host's interfaces.
+/// Anything that cannot be read counts as this host's (the cautious answer for cleanup).
+bool is_address_of_this_host(const std::string& address)
+{
+    in_addr v4{};
+    in6_addr v6{};
+    const bool is_v4 = ::inet_pton(AF_INET, address.c_str(), &v4) == 1;
+    const bool is_v6 = !is_v4 && ::inet_pton(AF_INET6, address.c_str(), &v6) == 1;
+    if (!is_v4 && !is_v6) {
+        return true;
+    }
+    if ((is_v4 && (ntohl(v4.s_addr) >> 24) == 127) || (is_v6 && IN6_IS_ADDR_LOOPBACK(&v6))) {
+        return true;
+    }
+    ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) != 0) {
+        return true;
+    }
+    bool found = false;
+    for (const ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+        if (i->ifa_addr == nullptr) {
+            continue;
+        }
+        if (is_v4 && i->ifa_addr->sa_family == AF_INET) {
+            found = reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr ==
+                    v4.s_addr;
+        } else if (is_v6 && i->ifa_addr->sa_family == AF_INET6) {
+            const auto* in6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+            found = IN6_ARE_ADDR_EQUAL(&in6->sin6_addr, &v6);
+        }
+    }
+    ::freeifaddrs(list);
+    return found;
+}
+
 struct stray_daemon {
     rd::process_identity id;
     std::string run;
-    fs::path tmp_root;  // the DRAGONX_TMPDIR it was started with
+    fs::path tmp_root;           // the DRAGONX_TMPDIR it was started with
+    bool remote_launcher = false;  // its launcher is on another host (see cleanup.hpp)
 };
 
 /// This uid's dragonx-runtime processes that name one of our run ids.
@@ -164,7 +216,9 @@ std::vector<stray_daemon> find_daemons()
             st.st_uid != ::getuid() || !runs_daemon_executable(*pid)) {
             continue;
         }
-        const auto run = run_of_command_line(split_nul(read_file(entry.path() / "cmdline")));
+        const auto args = split_nul(read_file(entry.path() / "cmdline"));
+        const auto run = run_of_command_line(args);
+        const auto launcher_host = launcher_host_of(args);
         const auto id = rd::identify_process(*pid);
         if (!run || !is_our_run_id(*run) || !id) {
             continue;
@@ -176,7 +230,8 @@ std::vector<stray_daemon> find_daemons()
                 tmpdir = variable.c_str() + std::strlen("DRAGONX_TMPDIR=");
             }
         }
-        found.push_back({*id, *run, tmp_root(tmpdir)});
+        found.push_back({*id, *run, tmp_root(tmpdir),
+                         launcher_host && !is_address_of_this_host(*launcher_host)});
     }
     return found;
 }
@@ -243,7 +298,9 @@ bool is_live(const std::string& run, const std::vector<stray_daemon>& daemons,
         return true;  // the user directory is unusable (reported): we cannot tell
     }
     if (!record) {
-        return false;
+        return std::any_of(daemons.begin(), daemons.end(), [&](const stray_daemon& d) {
+            return d.run == run && d.remote_launcher;
+        });
     }
     return record->hostname != rd::host_name() || rd::is_alive(record->launcher);
 }

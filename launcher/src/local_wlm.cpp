@@ -1,165 +1,71 @@
-// local_wlm.cpp - node daemons as local children.
-#include "local_wlm.hpp"
-
-#include <cerrno>
-#include <csignal>
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <thread>
-#include <unistd.h>
-
+// local_wlm.cpp - the local workload manager: the run's daemons as children of the launcher
+// on this host, one per node: one node, or K virtual nodes node0..node{K-1} for
+// `--wlm local -N K` (each with its own node index, shm namespace and port).
+//
+// Notes:
+// - Each daemon gets the run secret on its stdin (never argv), DRAGONX_RUN and DRAGONX_NODE
+//   in its environment, and listens on 127.0.0.1 only.
+// - A daemon is stopped with SIGKILL: it is ours, and the launcher cleans up after it.
 #include <fmt/format.h>
 
 #include <dragonx/common/error.hpp>
-#include <dragonx/common/unique_fd.hpp>
 
-extern char** environ;
+#include "wlm.hpp"
 
 namespace dragonx::launcher {
 
 namespace {
 
-// The launcher's environment plus the run's identity for node `node`.
-std::vector<std::string> daemon_environment(const daemon_launch& l, std::uint32_t node)
-{
-    std::vector<std::string> env;
-    for (char** v = environ; *v != nullptr; ++v) {
-        const std::string_view entry(*v);
-        if (!entry.starts_with("DRAGONX_RUN=") && !entry.starts_with("DRAGONX_NODE=") &&
-            !entry.starts_with("DRAGONX_RUN_SECRET=")) {
-            env.emplace_back(entry);
+class local_wlm final : public workload_manager {
+public:
+    explicit local_wlm(std::uint32_t nnodes)
+    {
+        for (std::uint32_t n = 0; n < nnodes; ++n) {
+            nodes_.push_back(fmt::format("node{}", n));
         }
     }
-    env.push_back("DRAGONX_RUN=" + l.run);
-    env.push_back("DRAGONX_NODE=" + std::to_string(node));
-    return env;
-}
 
-std::vector<char*> pointers(std::vector<std::string>& strings)
-{
-    std::vector<char*> out;
-    out.reserve(strings.size() + 1);
-    for (auto& s : strings) {
-        out.push_back(s.data());
+    std::string_view name() const noexcept override { return "local"; }
+    bool spans_hosts() const noexcept override { return false; }
+
+    std::vector<spawn_request> daemon_commands(const daemon_launch& launch) const override
+    {
+        std::vector<spawn_request> requests;
+        for (std::size_t node = 0; node < nodes_.size(); ++node) {
+            auto argv = daemon_arguments(launch, nodes_.size());
+            argv.insert(argv.end(), {"--node", std::to_string(node), "--hostname", nodes_[node]});
+            requests.push_back(
+                {.label = fmt::format("the daemon of node {}", node),
+                 .argv = std::move(argv),
+                 .env = environment_with({"DRAGONX_RUN=" + launch.run,
+                                          "DRAGONX_NODE=" + std::to_string(node)},
+                                         {"DRAGONX_RUN_SECRET"}),
+                 .stdin_data = launch.secret_hex + "\n"});
+        }
+        return requests;
     }
-    out.push_back(nullptr);
-    return out;
-}
-
-pid_t spawn_daemon(const daemon_launch& l, std::uint32_t node)
-{
-    int fds[2];
-    throw_system_error_on(::pipe2(fds, O_CLOEXEC) != 0, "pipe2");
-    unique_fd read_end(fds[0]);
-    unique_fd write_end(fds[1]);
-
-    std::vector<std::string> args = {
-        l.runtime_exe,
-        "--run",
-        l.run,
-        "--node",
-        std::to_string(node),
-        "--nnodes",
-        std::to_string(l.nnodes),
-        "--hostname",
-        fmt::format("node{}", node),
-        "--launcher",
-        l.launcher_address,
-        "--log-level",
-        l.log_level,
-    };
-    auto env = daemon_environment(l, node);
-    auto argv = pointers(args);
-    auto envp = pointers(env);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, read_end.get(), 0);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr,
-                             POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    sigset_t defaults;
-    sigfillset(&defaults);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    pid_t pid = 0;
-    const int rc =
-        ::posix_spawn(&pid, l.runtime_exe.c_str(), &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0) {
-        errno = rc;
-        throw_system_error_on(true, "cannot start " + l.runtime_exe);
-    }
-    read_end.reset();
-    const std::string line = l.secret_hex + "\n";
-    // 65 bytes always fit a fresh pipe's buffer: this write cannot block.
-    if (::write(write_end.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, nullptr, 0);
-        throw_system_error_on(true, "cannot pass the run secret to node " + std::to_string(node));
-    }
-    return pid;
-}
+};
 
 } // namespace
 
-local_daemons::~local_daemons()
+std::unique_ptr<workload_manager> make_local_wlm(const run_options& options)
 {
-    kill_all();
-}
-
-void local_daemons::start(const daemon_launch& launch)
-{
-    try {
-        for (std::uint32_t node = 0; node < launch.nnodes; ++node) {
-            pids_.push_back(spawn_daemon(launch, node));
-        }
-    } catch (...) {
-        kill_all();
-        throw;
+    if (!options.hosts.empty()) {
+        throw_error(errc::invalid_argument,
+                    "--hostfile/--hostlist name hosts to reach with ssh or to pick from a Slurm "
+                    "or PBS allocation; they cannot be used with --wlm local or -s");
     }
-}
-
-bool local_daemons::reap(std::chrono::milliseconds limit)
-{
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        bool all = true;
-        for (auto& pid : pids_) {
-            if (pid == 0) {
-                continue;
-            }
-            const pid_t r = ::waitpid(pid, nullptr, WNOHANG);
-            if (r == pid || (r < 0 && errno == ECHILD)) {
-                pid = 0;
-            } else {
-                all = false;
-            }
-        }
-        if (all) {
-            return true;
-        }
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (options.wlm != wlm_kind::local && options.nodes > 1) {
+        throw_error(errc::invalid_argument,
+                    fmt::format("{} nodes requested, but no workload manager was found (no "
+                                "Slurm or PBS allocation, no --hostfile/--hostlist): this host "
+                                "is the only node (use --wlm local -N {} for {} virtual nodes "
+                                "on this host)",
+                                options.nodes, options.nodes, options.nodes));
     }
-}
-
-void local_daemons::kill_all() noexcept
-{
-    for (auto& pid : pids_) {
-        if (pid != 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-            pid = 0;
-        }
-    }
+    const std::uint32_t nnodes =
+        options.wlm == wlm_kind::local && options.nodes > 0 ? options.nodes : 1;
+    return std::make_unique<local_wlm>(nnodes);
 }
 
 } // namespace dragonx::launcher

@@ -34,7 +34,7 @@ int main(int argc, char** argv)
                 return c.code;
             } else if constexpr (std::is_same_v<T, dragonx::launcher::cleanup_options>) {
                 configure_logging("warning");
-                return dragonx::launcher::run_cleanup(c, std::cout);
+                return dragonx::launcher::run_cleanup_everywhere(c, std::cout);
             } else {
                 configure_logging(c.log_level);
                 return dragonx::launcher::run_session(c);

@@ -52,7 +52,7 @@ public:
         if (app->get_parent() == nullptr) {
             return "Usage: dragonx run [OPTIONS] PROG [ARGS...]\n"
                    "       dragonx [OPTIONS] PROG [ARGS...]\n"
-                   "       dragonx cleanup [--dry-run]\n"
+                   "       dragonx cleanup [--dry-run] [--this-node-only]\n"
                    "       dragonx --version | --help\n";
         }
         if (app->get_name() == "run") {
@@ -329,10 +329,14 @@ command parse_command_line(int argc, const char* const* argv)
     raw_run_options raw;
     add_run_options(*run, raw);
 
-    CLI::App* cleanup = app.add_subcommand("cleanup", "Remove what crashed runs left on this node");
-    cleanup->footer("");
+    CLI::App* cleanup = app.add_subcommand(
+        "cleanup", "Remove what crashed runs left on the nodes of the allocation");
+    cleanup->footer("Inside a Slurm or PBS allocation every node is cleaned; elsewhere this one.");
     bool dry_run = false;
+    bool this_node_only = false;
     cleanup->add_flag("--dry-run", dry_run, "Only print what would be removed");
+    cleanup->add_flag("--this-node-only", this_node_only,
+                      "Clean this node only, even inside an allocation");
 
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -347,7 +351,7 @@ command parse_command_line(int argc, const char* const* argv)
         return early_exit{0, "dragonx " DRAGONX_VERSION "\n", {}};
     }
     if (app.got_subcommand(cleanup)) {
-        return cleanup_options{dry_run};
+        return cleanup_options{.dry_run = dry_run, .this_node_only = this_node_only};
     }
     std::vector<std::string> command_line = run->remaining();
     if (!command_line.empty()) {

@@ -2,7 +2,9 @@
 //
 //   dragonx run [options] PROG [ARGS...]    start a run with PROG as the head process
 //   dragonx [options] PROG [ARGS...]        the same (DragonHPC-style shorthand)
-//   dragonx cleanup [--dry-run]             remove what crashed runs left on this node
+//   dragonx cleanup [--dry-run] [--this-node-only]
+//                                           remove what crashed runs left on the nodes of the
+//                                           allocation (Slurm, PBS), or on this node
 //   dragonx --version | -h | --help
 //
 // Notes:
@@ -35,7 +37,8 @@ struct run_options {
 };
 
 struct cleanup_options {
-    bool dry_run = false;
+    bool dry_run = false;         // --dry-run: only print what would be removed
+    bool this_node_only = false;  // --this-node-only: not on the allocation's other nodes
 };
 
 /// Print `out` on stdout and `err` on stderr, then exit with `code`.

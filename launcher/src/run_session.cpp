@@ -18,10 +18,12 @@
 #include <dragonx/common/log.hpp>
 
 #include "auth.hpp"
+#include "child_process.hpp"
 #include "connection.hpp"
-#include "local_wlm.hpp"
+#include "host_address.hpp"
 #include "output_printer.hpp"
 #include "run_paths.hpp"
+#include "wlm.hpp"
 
 namespace dragonx::launcher {
 
@@ -34,10 +36,27 @@ namespace msg = rt::msg;
 
 constexpr int exit_cannot_run = 127;
 constexpr int exit_failure = 1;
+/// How often bring-up checks that the processes starting the daemons still run.
+constexpr std::chrono::milliseconds launch_check_interval{200};
 
 void say(const std::string& text)
 {
     std::cerr << "dragonx: " << text << std::endl;
+}
+
+/// What an exception says, without the ": <error code's message>" std::system_error adds to
+/// a dragonx::error (our messages are written to be complete; an OS error keeps its text).
+std::string message_of(const std::exception& e)
+{
+    std::string text = e.what();
+    const auto* s = dynamic_cast<const std::system_error*>(&e);
+    if (s != nullptr && s->code().category() == dragonx_category()) {
+        const std::string suffix = ": " + s->code().message();
+        if (text.size() > suffix.size() && text.ends_with(suffix)) {
+            text.resize(text.size() - suffix.size());
+        }
+    }
+    return text;
 }
 
 std::string find_runtime_exe()
@@ -60,34 +79,62 @@ std::string find_runtime_exe()
 
 class session {
 public:
-    session(const run_options& options, const session_limits& limits)
-        : options_(options), limits_(limits),
-          nnodes_(options.wlm == wlm_kind::local && options.nodes > 0 ? options.nodes : 1),
+    session(const run_options& options, const session_limits& limits,
+            const workload_manager& wlm)
+        : options_(options), limits_(limits), wlm_(wlm),
+          nnodes_(static_cast<std::uint32_t>(wlm.nodes().size())),
           run_(rt::detail::make_run_id()), secret_(rt::detail::make_secret()), acceptor_(io_),
           signals_(io_, SIGINT, SIGTERM, SIGHUP), bringup_timer_(io_), heartbeat_timer_(io_),
-          teardown_timer_(io_), nodes_(nnodes_), printer_(options.label, {})
+          teardown_timer_(io_), launch_check_timer_(io_), nodes_(nnodes_),
+          printer_(options.label, {})
     {
     }
 
     int run()
     {
+        try {
+            serve();
+        } catch (...) {
+            finish();  // a failed start leaves nothing behind either
+            throw;
+        }
+        finish();
+        return exit_code_;
+    }
+
+private:
+    enum class phase { booting, running, tearing_down, done };
+
+    // Starts the daemons and runs the event loop until the run is over.
+    void serve()
+    {
         rt::detail::create_run_directory(run_);
         rt::detail::write_launcher_record(
             run_, {*rt::detail::identify_process(::getpid()), rt::detail::host_name()});
-        const tcp::endpoint here(asio::ip::make_address("127.0.0.1"), 0);
+        // Daemons on other hosts need an address they can route to; a local run stays on
+        // loopback.
+        const bool spans = wlm_.spans_hosts();
+        const std::string advertised = spans ? advertised_address(host_environment::current())
+                                             : std::string("127.0.0.1");
+        const tcp::endpoint here(asio::ip::make_address(spans ? "0.0.0.0" : "127.0.0.1"), 0);
         acceptor_.open(here.protocol());
         acceptor_.bind(here);
         acceptor_.listen();
         accept_daemon();
         watch_signals();
 
-        daemons_.start(
+        std::error_code cwd_error;
+        daemons_.start(wlm_.daemon_commands(
             {.runtime_exe = find_runtime_exe(),
              .run = run_,
-             .nnodes = nnodes_,
-             .launcher_address = fmt::format("127.0.0.1:{}", acceptor_.local_endpoint().port()),
+             .launcher_address =
+                 fmt::format("{}:{}", advertised, acceptor_.local_endpoint().port()),
              .secret_hex = rt::detail::secret_to_hex(secret_),
-             .log_level = options_.log_level});
+             .log_level = options_.log_level,
+             .cwd = fs::current_path(cwd_error).string()}));
+        log::get("launcher").debug("{} run {}: {} node(s): {}; launcher at {}:{}", wlm_.name(),
+                                   run_, nnodes_, join(wlm_.nodes(), ", "), advertised,
+                                   acceptor_.local_endpoint().port());
         bringup_timer_.expires_after(limits_.bringup_limit);
         bringup_timer_.async_wait([this](const std::error_code& ec) {
             if (!ec && phase_ == phase::booting) {
@@ -96,13 +143,9 @@ public:
             }
         });
         schedule_heartbeat();
+        check_launch_processes();
         io_.run();
-        finish();
-        return exit_code_;
     }
-
-private:
-    enum class phase { booting, running, tearing_down, done };
 
     struct node_slot {
         std::shared_ptr<connection> conn;
@@ -113,7 +156,7 @@ private:
     [[nodiscard]] std::string node_name(std::uint32_t n) const
     {
         return fmt::format("node {} ({})", n,
-                           nodes_[n].info ? nodes_[n].info->hostname : fmt::format("node{}", n));
+                           nodes_[n].info ? nodes_[n].info->hostname : wlm_.nodes()[n]);
     }
 
     std::string missing_nodes() const
@@ -180,8 +223,7 @@ private:
             [&](auto& m) {
                 using T = std::decay_t<decltype(m)>;
                 if constexpr (std::is_same_v<T, msg::daemon_up>) {
-                    nodes_[*node].info = m.node;
-                    all_up_check();
+                    daemon_up(*node, m.node);
                 } else if constexpr (std::is_same_v<T, msg::output>) {
                     printer_.print(m);
                 } else if constexpr (std::is_same_v<T, msg::exited>) {
@@ -212,6 +254,37 @@ private:
             return;
         }
         fail(fmt::format("{}: the runtime daemon was lost ({})", node_name(*node), why));
+    }
+
+    void daemon_up(std::uint32_t node, const rt::node_info& info)
+    {
+        const std::string& expected = wlm_.nodes()[node];
+        if (info.hostname != expected) {
+            return fail(fmt::format("node {} came up as '{}', but {} placed node {} on '{}'",
+                                    node, info.hostname, wlm_.name(), node, expected));
+        }
+        nodes_[node].info = info;
+        all_up_check();
+    }
+
+    // While the daemons come up: the processes that start them (the daemons themselves,
+    // srun, mpiexec, ssh) must not end. One that does ends the bring-up at once, with how it
+    // ended, instead of at the bring-up limit.
+    void check_launch_processes()
+    {
+        launch_check_timer_.expires_after(launch_check_interval);
+        launch_check_timer_.async_wait([this](const std::error_code& ec) {
+            if (ec || phase_ != phase::booting) {
+                return;
+            }
+            const auto exited = daemons_.poll_exited();
+            if (!exited.empty()) {
+                const auto& first = exited.front();
+                return fail(fmt::format("{} {} before every node reported ({})", first.label,
+                                        describe_wait_status(first.status), missing_nodes()));
+            }
+            check_launch_processes();
+        });
     }
 
     void all_up_check()
@@ -336,6 +409,7 @@ private:
         }
         phase_ = phase::tearing_down;
         bringup_timer_.cancel();
+        launch_check_timer_.cancel();
         heartbeat_timer_.cancel();
         std::error_code ignored;
         acceptor_.close(ignored);
@@ -377,7 +451,7 @@ private:
     void finish()
     {
         if (force_ || !daemons_.reap(std::chrono::milliseconds(2000))) {
-            daemons_.kill_all();
+            daemons_.stop();
         }
         for (const pid_t pid : rt::detail::find_run_processes(run_)) {
             log::get("launcher").debug("killing left-over process {} of the run", pid);
@@ -390,6 +464,7 @@ private:
 
     const run_options& options_;
     session_limits limits_;
+    const workload_manager& wlm_;
     std::uint32_t nnodes_;
     std::string run_;
     rt::detail::run_secret secret_;
@@ -399,9 +474,10 @@ private:
     asio::steady_timer bringup_timer_;
     asio::steady_timer heartbeat_timer_;
     asio::steady_timer teardown_timer_;
+    asio::steady_timer launch_check_timer_;
     std::vector<node_slot> nodes_;
     output_printer printer_;
-    local_daemons daemons_;
+    child_set daemons_;  // the daemons, or the processes that start them
     phase phase_ = phase::booting;
     rt::puid_t head_puid_ = 0;
     std::uint64_t heartbeat_seq_ = 0;
@@ -414,26 +490,20 @@ private:
 
 int run_session(const run_options& options, const session_limits& limits)
 {
-    if (options.wlm == wlm_kind::slurm || options.wlm == wlm_kind::pbs ||
-        options.wlm == wlm_kind::ssh || !options.hosts.empty()) {
-        say(fmt::format("--wlm {} is not yet available: this version runs on one host "
-                        "(--wlm local, with -N for virtual nodes)",
-                        options.hosts.empty() ? to_string(options.wlm) : "ssh"));
-        return exit_failure;
-    }
-    if (options.wlm != wlm_kind::local && options.nodes > 1) {
-        say(fmt::format("{} nodes requested, but without a workload manager this host is the "
-                        "only node (use --wlm local -N {} for {} virtual nodes on this host)",
-                        options.nodes, options.nodes, options.nodes));
+    std::unique_ptr<workload_manager> wlm;
+    try {
+        wlm = make_workload_manager(options, host_environment::current());
+    } catch (const std::exception& e) {
+        say(message_of(e));
         return exit_failure;
     }
     try {
         // PROG is resolved where it runs, by node 0's process supervisor (PATH, the
         // launcher's working directory); a program that cannot run comes back as exit 127.
-        session s(options, limits);
+        session s(options, limits, *wlm);
         return s.run();
     } catch (const std::exception& e) {
-        say(std::string("run failed: ") + e.what());
+        say("run failed: " + message_of(e));
         return exit_failure;
     }
 }

@@ -87,6 +87,9 @@ struct node_daemon::impl {
     std::uint64_t heartbeat_seq = 0;
     std::string socket_path;
     std::map<std::string, std::string> base_environment;  // see node_environment()
+    // Where peers reach this daemon: config.address, or, when that is 0.0.0.0 (listen on
+    // every interface: daemons on several hosts), the local address of the launcher link.
+    std::string advertised_address;
 
     connection_ptr launcher;
     connection_ptr primary;                        // non-primary daemons: the link to node 0
@@ -121,16 +124,6 @@ struct node_daemon::impl {
         client_acceptor.listen();
         accept_client();
 
-        agent = std::make_unique<transport_agent>(agent_config{
-            .run = config.run,
-            .node = config.node,
-            .secret = config.secret,
-            .transport = config.transport,
-            .listen_address = config.address,
-            .advertised_host = config.address,
-        });
-        logger().debug("transport agent: {} at {}", agent->link_name(), agent->address());
-
         const tcp::endpoint here(asio::ip::make_address(config.address), 0);
         peer_acceptor.open(here.protocol());
         peer_acceptor.set_option(tcp::acceptor::reuse_address(true));
@@ -147,13 +140,37 @@ struct node_daemon::impl {
         const auto self = discover_local_node(config.node, config.hostname);
         return node_info{config.node,
                          config.hostname,
-                         config.address,
+                         advertised_address,
                          peer_acceptor.local_endpoint().port(),
                          self.cpus,
                          self.gpus,
                          static_cast<std::uint8_t>(self.vendor),
                          self.memory_bytes,
                          agent->address()};
+    }
+
+    // The transport agent listens where this daemon does and is known to its peers by the
+    // address they reach this daemon at. False (and the daemon stops) if it cannot start.
+    bool start_agent()
+    {
+        try {
+            agent = std::make_unique<transport_agent>(agent_config{
+                .run = config.run,
+                .node = config.node,
+                .secret = config.secret,
+                .transport = config.transport,
+                .listen_address = config.address,
+                .advertised_host = advertised_address,
+            });
+        } catch (const std::exception& e) {
+            logger().critical("cannot start the transport agent ({}): {}", config.transport,
+                              e.what());
+            exit_code = 1;
+            io.stop();
+            return false;
+        }
+        logger().debug("transport agent: {} at {}", agent->link_name(), agent->address());
+        return true;
     }
 
     void connect_to_launcher()
@@ -170,6 +187,15 @@ struct node_daemon::impl {
                 return;
             }
             socket->set_option(tcp::no_delay(true));
+            advertised_address = config.address;
+            std::error_code local_error;
+            const auto local = socket->local_endpoint(local_error);
+            if (!local_error && asio::ip::make_address(config.address).is_unspecified()) {
+                advertised_address = local.address().to_string();  // routable from the peers
+            }
+            if (!start_agent()) {
+                return;
+            }
             launcher = connection::make(connection::socket_type(std::move(*socket)), "launcher");
             launcher->start_connector(
                 config.secret, msg::hello{.role = "daemon", .node = config.node},
@@ -548,7 +574,7 @@ struct node_daemon::impl {
         }
         env["DRAGONX_RUN"] = config.run;
         env["DRAGONX_RUNTIME"] = socket_path;
-        env["DRAGONX_AGENT"] = agent->socket_path();
+        env["DRAGONX_AGENT"] = agent_socket_path(config.run, config.node).string();
         env["DRAGONX_NODE"] = std::to_string(config.node);
         env["DRAGONX_NNODES"] = std::to_string(config.nnodes);
         env["DRAGONX_PUID"] = std::to_string(r.puid);

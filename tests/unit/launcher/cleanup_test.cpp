@@ -96,9 +96,11 @@ public:
         objects_.push_back(name);
     }
 
-    /// Starts `dragonx-runtime -c '<script>' --run <run>`: a shell blocked reading a pipe.
+    /// Starts `dragonx-runtime -c '<script>' --run <run> [extra...]`: a shell blocked reading
+    /// a pipe.
     pid_t spawn_daemon(const std::string& run, bool deaf_to_sigterm,
-                       const std::optional<std::string>& tmpdir = std::nullopt)
+                       const std::optional<std::string>& tmpdir = std::nullopt,
+                       const std::vector<std::string>& extra = {})
     {
         int fds[2];
         REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
@@ -108,6 +110,7 @@ public:
         const std::string exe = daemon_path().string();
         const std::string script = deaf_to_sigterm ? "trap '' TERM; read x" : "read x";
         std::vector<std::string> args = {"dragonx-runtime", "-c", script, "--run", run};
+        args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;
         for (auto& a : args) {
             argv.push_back(a.data());
@@ -458,4 +461,31 @@ TEST_CASE("cleanup stops stray daemons and removes a crashed run's objects and d
         CHECK(again_lines.front() == "nothing to clean up");
     }
     f.check_untouched();
+}
+
+TEST_CASE("cleanup leaves alone the daemons of a run launched from another host",
+          "[launcher][cleanup]")
+{
+    // A node of a multi-node run keeps no launcher record: only its daemon's --launcher
+    // address tells that the run's launcher is elsewhere (and may be alive).
+    scratch s;
+    const std::string remote = rd::make_run_id();
+    const std::string local = rd::make_run_id();
+    const std::string remote_object = rd::run_shm_prefix(remote) + "n1-pool";
+    const std::string local_object = rd::run_shm_prefix(local) + "n1-pool";
+    s.make_object(remote_object);
+    s.make_object(local_object);
+    // 203.0.113.0/24 is TEST-NET-3: never an address of this host.
+    const pid_t remote_daemon =
+        s.spawn_daemon(remote, false, std::nullopt, {"--launcher", "203.0.113.7:4000"});
+    const pid_t local_daemon =
+        s.spawn_daemon(local, false, std::nullopt, {"--launcher", "127.0.0.1:4000"});
+    std::ostringstream out;
+    CHECK(run_cleanup(cleanup_options{}, out, std::chrono::milliseconds(200)) == 0);
+    INFO(out.str());
+    CHECK(s.running(remote_daemon));
+    CHECK(shm_exists(remote_object));
+    CHECK_FALSE(mentions(lines_of(out.str()), remote));
+    CHECK(s.reap(local_daemon));
+    CHECK_FALSE(shm_exists(local_object));
 }

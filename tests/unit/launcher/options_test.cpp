@@ -363,15 +363,21 @@ TEST_CASE("-h/--help prints help, at the top and for each subcommand", "[launche
     }
 }
 
-TEST_CASE("cleanup [--dry-run]", "[launcher][options]")
+TEST_CASE("cleanup [--dry-run] [--this-node-only]", "[launcher][options]")
 {
     const command plain = parse({"cleanup"});
     REQUIRE(std::holds_alternative<cleanup_options>(plain));
     CHECK_FALSE(std::get<cleanup_options>(plain).dry_run);
+    CHECK_FALSE(std::get<cleanup_options>(plain).this_node_only);
 
     const command dry = parse({"cleanup", "--dry-run"});
     REQUIRE(std::holds_alternative<cleanup_options>(dry));
     CHECK(std::get<cleanup_options>(dry).dry_run);
+
+    const command here = parse({"cleanup", "--this-node-only", "--dry-run"});
+    REQUIRE(std::holds_alternative<cleanup_options>(here));
+    CHECK(std::get<cleanup_options>(here).dry_run);
+    CHECK(std::get<cleanup_options>(here).this_node_only);
 
     check_usage_error({"cleanup", "extra"}, {"extra"});
     check_usage_error({"cleanup", "--force"}, {"--force"});
