@@ -1,14 +1,14 @@
 // multinode_hello.cpp - the head program of the batch scripts (examples/batch/): the nodes
-// of the allocation, a process on every other node, and (with --channel) a message over a
-// channel from each of them.
+// of the allocation, a process on every other node, and a message over a channel from each
+// of them (--no-channel: without the messages).
 //
 //   dragonx run build/examples/multinode_hello             # inside salloc/sbatch/qsub
-//   dragonx run --wlm local -N 3 build/examples/multinode_hello --channel
+//   dragonx run --wlm local -N 3 build/examples/multinode_hello
 //
 // The head prints the run's nodes (system::current().nodes()), then starts this program again
 // on every node but its own, pinned there by a host_id policy. Each child checks that the
 // runtime put it on the node it was meant for and prints where it runs (node, name, and the
-// host name the OS reports). With --channel the head first creates a pool and a channel on
+// host name the OS reports). Unless --no-channel, the head first creates a pool and a channel on
 // its node and passes the channel's descriptor on each child's command line; the child
 // attaches and sends "hello from node N", and the head receives one message per child with a
 // timeout. (A channel of another node is reached through the daemons' transport agent.)
@@ -170,11 +170,11 @@ int main(int argc, char** argv)
             return child(static_cast<std::uint32_t>(std::stoul(args[1])), args[2],
                          args.size() >= 4 ? std::optional<std::string>(args[3]) : std::nullopt);
         }
-        if (args.size() > 1 || (args.size() == 1 && args[0] != "--channel")) {
-            std::fprintf(stderr, "usage: multinode_hello [--channel]\n");
+        if (args.size() > 1 || (args.size() == 1 && args[0] != "--no-channel")) {
+            std::fprintf(stderr, "usage: multinode_hello [--no-channel]\n");
             return 2;
         }
-        return head(argv[0], args.size() == 1);
+        return head(argv[0], args.empty());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "multinode_hello: %s\n", e.what());
         return 1;

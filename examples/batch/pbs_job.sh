@@ -7,7 +7,7 @@
 #
 #   qsub examples/batch/pbs_job.sh                          # from the repository root
 #   qsub -l select=8:ncpus=1:mpiprocs=1 examples/batch/pbs_job.sh
-#   qsub -v DRAGONX_HEAD_ARGS=--channel examples/batch/pbs_job.sh
+#   qsub -v DRAGONX_HEAD_ARGS=--no-channel examples/batch/pbs_job.sh
 #
 # `dragonx run` finds the job (PBS_JOBID, PBS_NODEFILE), starts one dragonx-runtime on each of
 # its hosts with one launch command (PALS mpiexec by default; set DRAGONX_PBS_LAUNCH for

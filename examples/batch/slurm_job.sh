@@ -8,7 +8,7 @@
 #
 #   sbatch examples/batch/slurm_job.sh               # from the repository root, after building
 #   sbatch --nodes=8 examples/batch/slurm_job.sh     # more nodes
-#   sbatch examples/batch/slurm_job.sh --channel     # arguments go to the head program
+#   sbatch examples/batch/slurm_job.sh --no-channel  # arguments go to the head program
 #
 # `dragonx run` finds the job (SLURM_JOB_ID, srun on PATH), starts one dragonx-runtime on
 # each of its nodes with one `srun --overlap` step, and runs the head program on the first

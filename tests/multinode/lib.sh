@@ -3,7 +3,6 @@
 # Environment (set by tests/meson.build):
 #   DRAGONX_BUILD   the build directory (dragonx, dragonx-runtime, examples/multinode_hello)
 #   DRAGONX_SOURCE  the source directory (examples/batch/, tests/multinode/)
-#   DRAGONX_TEST_REMOTE_CHANNELS=1   also test a channel message between nodes (--channel)
 #
 # What it gives a test:
 # - skip MESSAGE: exit 77 (meson's "skipped") with the reason.
@@ -95,18 +94,15 @@ check_hello() {
         grep -F "$line" "$out" | grep -qF "where it was sent" ||
             fail "no process ran on node $i (${names[$i]}): no '$line';" \
                 "output:$(printf '\n'; cat "$out")"
-        if [ "${DRAGONX_TEST_REMOTE_CHANNELS:-}" = 1 ]; then
-            grep -qF "received \"hello from node $i\"" "$out" ||
-                fail "no channel message from node $i; output:$(printf '\n'; cat "$out")"
-        fi
+        grep -qF "received \"hello from node $i\"" "$out" ||
+            fail "no channel message from node $i; output:$(printf '\n'; cat "$out")"
     done
     grep -qE "processes ran on $((nnodes - 1)) other node\(s\).*: ok$" "$out" ||
         fail "multinode_hello did not report success; output:$(printf '\n'; cat "$out")"
-    log "ok: $nnodes nodes (${names[*]}), a process on each other node$(
-        [ "${DRAGONX_TEST_REMOTE_CHANNELS:-}" = 1 ] && echo ', channel messages')"
+    log "ok: $nnodes nodes (${names[*]}), a process and a channel message from each other node"
 }
 
-# The head program's arguments: --channel when remote channels are to be tested.
+# The head program's arguments (none: it exchanges channel messages by default).
 hello_args() {
-    if [ "${DRAGONX_TEST_REMOTE_CHANNELS:-}" = 1 ]; then echo --channel; fi
+    :
 }

@@ -4,8 +4,7 @@
 # its PALS-style mpiexec starts one rank per host here, with PALS_NODEID/PMI_RANK set).
 #
 # Checks: `dragonx run` detects PBS by itself, the head sees the 3 hosts of the node file by
-# name (node-1..node-3), a process ran on each other node, and (with
-# DRAGONX_TEST_REMOTE_CHANNELS=1) the channel messages came. Then the same with -N 2 through
+# name (node-1..node-3), a process ran on each other node, and its channel message came. Then the same with -N 2 through
 # DRAGONX_PBS_LAUNCH (a template of our own), and -N 4 must fail naming 4 and 3.
 #
 #   pbs_test.sh          every "host" is this machine (host names only)

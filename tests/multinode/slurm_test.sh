@@ -9,7 +9,7 @@
 # (tests/multinode/slurm_cluster.sh), submits the batch script with sbatch -N 3, waits for it
 # by polling `scontrol show job` (bounded), and checks its output: the head saw the 3 nodes by
 # their Slurm names, and a process ran on each other node (in netns mode: on another host).
-# With DRAGONX_TEST_REMOTE_CHANNELS=1, also the channel message from every other node.
+# and its channel message came.
 # Then `dragonx cleanup` inside an allocation (salloc -N 3) must run on all 3 nodes.
 # Stops the daemons it started by pid and removes what it made, whatever happens.
 source "$(dirname "$0")/lib.sh"
