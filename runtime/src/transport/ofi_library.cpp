@@ -81,7 +81,10 @@ std::shared_ptr<const ofi_library> ofi_library::load(const std::string& dir)
             path = (d / "libfabric.so").string();
         }
     }
-    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // RTLD_NODELETE: libfabric may start threads and install memory hooks (its MR cache
+    // monitors) that must not be unmapped while the process runs, so it stays loaded after
+    // the last ofi_library is gone; loading it again is then cheap.
+    void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (handle == nullptr) {
         const char* why = ::dlerror();
         throw_error(errc::no_transport, "cannot load libfabric '" + path +
@@ -234,6 +237,34 @@ ofi_provider_probe find_ofi_provider(const std::string& requested)
     } catch (const error& e) {
         return {{}, e.what()};
     }
+}
+
+transport_choice choose_transport(const std::string& option)
+{
+    if (option == "tcp") {
+        return {};
+    }
+    if (option == "ofi" || option.rfind("ofi:", 0) == 0) {
+        const std::string requested = option == "ofi" ? "" : option.substr(4);
+        const auto info = choose_provider(ofi_library::load_configured(), requested);
+        return {true, info->fabric_attr->prov_name, {}};
+    }
+    if (!option.empty()) {
+        throw_error(errc::invalid_argument,
+                    "unknown transport '" + option + "' (expected tcp, ofi or ofi:<provider>)");
+    }
+    if (config_file::load_default().tcp_runtime()) {
+        return {};
+    }
+    const auto probe = find_ofi_provider("");
+    if (probe) {
+        return {true, probe.provider, {}};
+    }
+    return {false,
+            {},
+            "dragonx: no libfabric transport (" + probe.problem +
+                "); using TCP between nodes. `dragonx config add --tcp-runtime` makes TCP the "
+                "choice and silences this notice."};
 }
 
 }  // namespace dragonx::rt::detail

@@ -13,8 +13,9 @@
 //
 // Notes:
 // - An ofi_library is immutable after load(); share it (std::shared_ptr) between threads and
-//   links freely. Every fabric object must be closed before the last owner lets go, because
-//   destruction dlcloses the library.
+//   links freely. Every fabric object must be closed before the last owner lets go. The
+//   library itself stays mapped after dlclose (RTLD_NODELETE), for libfabric's threads and
+//   memory hooks.
 // - Provider choice (choose_provider): an explicit name is taken as asked ("tcp" gives
 //   "tcp;ofi_rxm", the RDM layering of the MSG-only tcp provider); so is FI_PROVIDER when set.
 //   Otherwise libfabric's own order is followed, skipping providers that are slow, deprecated
@@ -116,5 +117,21 @@ struct ofi_provider_probe {
 /// The same with a library already loaded.
 [[nodiscard]] ofi_provider_probe find_ofi_provider(std::shared_ptr<const ofi_library> library,
                                                    const std::string& requested);
+
+/// What a run's agents use between nodes, from -t/--transport and `dragonx config`.
+struct transport_choice {
+    bool ofi = false;      // false: TCP
+    std::string provider;  // for ofi: the provider found ("tcp;ofi_rxm"), for make_ofi_link
+    std::string notice;    // a line to print when falling back to TCP unasked, else ""
+};
+
+/// Decides the transport. `option` is the value of -t/--transport: "" (automatic), "tcp",
+/// "ofi" or "ofi:<provider>".
+/// - "tcp", or "" with tcp_runtime=true in the configuration: TCP, no notice.
+/// - "ofi", "ofi:<provider>": libfabric; throws errc::no_transport, naming why, when it has
+///   no usable provider (asked for explicitly: no fallback).
+/// - "": libfabric where find_ofi_provider() finds a provider, else TCP with a notice that
+///   says why and how to silence it.
+[[nodiscard]] transport_choice choose_transport(const std::string& option);
 
 }  // namespace dragonx::rt::detail

@@ -16,7 +16,9 @@
 //   a large one whose payload is still arriving). Nothing here relies on provider ordering.
 // - Generations: when a sender gives up on a destination (on_lost), it drops what it queued
 //   for it and starts a new generation at sequence 0. A receiver that sees a newer generation
-//   drops what it held of the older one; frames of an older generation are dropped.
+//   drops what it held of the older one; frames of an older generation are dropped. A link
+//   also draws a random incarnation number: a sender that restarted (sequence 0 again) is
+//   heard afresh.
 //
 // Progress: the completion queue has an FI_WAIT_FD wait object, watched by an Asio
 // stream_descriptor. After draining the queue, fi_trywait() says whether it is safe to sleep
@@ -89,7 +91,7 @@ struct frame_header {
     std::uint32_t from;  // the sender's node
     std::array<std::uint8_t, token_bytes> token;
     std::uint32_t generation;
-    std::uint32_t reserved;
+    std::uint32_t incarnation;  // random, per link: tells a restarted sender from the old one
     std::uint64_t sequence;
     std::uint64_t length;       // payload bytes
     std::uint64_t payload_tag;  // 0: the payload follows the header in this message
@@ -165,6 +167,7 @@ struct held_frame {
 /// What a node has sent us.
 struct inbound {
     bool started = false;
+    std::uint32_t incarnation = 0;
     std::uint32_t generation = 0;
     std::uint64_t next_sequence = 0;
     std::map<std::uint64_t, held_frame> held;
@@ -286,7 +289,7 @@ private:
     void accept(const frame_header& h, std::span<const std::byte> payload);
     void start_large(const frame_header& h, bool wanted);
     void on_large(large_recv& r, bool ok, const std::string& why);
-    void restart_inbound(inbound& in, std::uint32_t generation);
+    void restart_inbound(inbound& in, const frame_header& h);
     void flush(std::uint32_t node);
     void deliver(std::uint32_t node, std::span<const std::byte> frame);
     void drop(const std::string& why);
@@ -316,6 +319,7 @@ private:
     std::uint64_t tag_mix_ = 0;     // a secret-derived value xored into large-frame tags
     std::uint64_t large_flag_ = 0;  // the highest tag bit the provider offers
     std::uint32_t large_counter_ = 0;
+    std::uint32_t incarnation_ = 0;  // random: see frame_header
     std::string provider_;
     std::string address_;
     handlers handlers_;
@@ -399,6 +403,8 @@ void ofi_link::open_endpoint(const run_secret& secret)
     std::memcpy(token_.data(), proof.data(), token_bytes);
     std::memcpy(&tag_mix_, proof.data() + token_bytes, sizeof(tag_mix_));
     tag_mix_ &= large_flag_ - 1;
+    const auto random = make_challenge();
+    std::memcpy(&incarnation_, random.data(), sizeof(incarnation_));
 
     fid_fabric* fabric = nullptr;
     check(lib.fabric(info_->fabric_attr, &fabric, nullptr), "fi_fabric");
@@ -532,6 +538,7 @@ void ofi_link::send(std::uint32_t node, std::span<const std::span<const std::byt
     h.from = my_node_;
     h.token = token_;
     h.generation = p.generation;
+    h.incarnation = incarnation_;
     h.sequence = p.next_sequence++;
     h.length = total;
     h.payload_tag = f->large ? next_large_tag() : 0;
@@ -798,8 +805,8 @@ void ofi_link::on_eager(eager_slot& slot, std::size_t length)
 void ofi_link::accept(const frame_header& h, std::span<const std::byte> payload)
 {
     inbound& in = inbound_[h.from];
-    if (!in.started || newer(h.generation, in.generation)) {
-        restart_inbound(in, h.generation);
+    if (!in.started || h.incarnation != in.incarnation || newer(h.generation, in.generation)) {
+        restart_inbound(in, h);
     } else if (h.generation != in.generation || h.sequence < in.next_sequence ||
                in.held.contains(h.sequence)) {
         logger().debug("ofi link: dropped a stale frame from node {} (generation {}, "
@@ -873,7 +880,7 @@ void ofi_link::on_large(large_recv& r, bool ok, const std::string& why)
     flush(r.from);
 }
 
-void ofi_link::restart_inbound(inbound& in, std::uint32_t generation)
+void ofi_link::restart_inbound(inbound& in, const frame_header& h)
 {
     for (auto& [sequence, held] : in.held) {
         if (held.arriving == nullptr) {
@@ -891,7 +898,8 @@ void ofi_link::restart_inbound(inbound& in, std::uint32_t generation)
     }
     in.held.clear();
     in.started = true;
-    in.generation = generation;
+    in.incarnation = h.incarnation;
+    in.generation = h.generation;
     in.next_sequence = 0;
 }
 

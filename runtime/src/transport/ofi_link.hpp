@@ -19,6 +19,10 @@
 //   `unreachable_after` (tcp;ofi_rxm retries a connection to a dead address forever). The
 //   agent also learns of dead nodes from the control plane.
 // - Must not be destroyed from inside one of its own handlers; close() may be called there.
+//   Handlers must not throw: the exception would leave io_context::run() and the receive
+//   buffer of the frame at hand would not be posted again.
+// - close() waits up to half a second for sends already handed to the provider (so that a
+//   last frame before shutdown arrives); frames still queued are dropped.
 #pragma once
 
 #include <chrono>

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -216,6 +218,39 @@ TEST_CASE("ofi library: the system's libfabric offers tcp;ofi_rxm, and never soc
     CHECK(none.problem.find("no-such-provider") != std::string::npos);
 }
 
+TEST_CASE("ofi library: the transport of a run, from -t and the configuration", "[ofi]")
+{
+    scoped_config config;
+    CHECK_FALSE(rt::choose_transport("tcp").ofi);
+    CHECK(rt::choose_transport("tcp").notice.empty());
+    const auto ofi = rt::choose_transport("ofi:tcp");
+    CHECK(ofi.ofi);
+    CHECK(ofi.provider == "tcp;ofi_rxm");
+    CHECK(dragonx::test::errc_of([] { (void)rt::choose_transport("ofi:no-such-provider"); }) ==
+          dragonx::errc::no_transport);
+    CHECK(dragonx::test::errc_of([] { (void)rt::choose_transport("hsta"); }) ==
+          dragonx::errc::invalid_argument);
+    if (std::getenv("FI_PROVIDER") == nullptr) {
+        const auto automatic = rt::choose_transport("");
+        CHECK(automatic.ofi);
+        CHECK(automatic.provider == "tcp;ofi_rxm");
+    }
+
+    config.write("tcp_runtime=true\n");
+    const auto preferred = rt::choose_transport("");
+    CHECK_FALSE(preferred.ofi);
+    CHECK(preferred.notice.empty());
+    CHECK(rt::choose_transport("ofi").ofi);  // asked for: the preference does not apply
+
+    config.write("ofi_runtime_lib=/nonexistent/dragonx-libfabric\n");
+    const auto fallback = rt::choose_transport("");
+    CHECK_FALSE(fallback.ofi);
+    CHECK(fallback.notice.find("/nonexistent/dragonx-libfabric") != std::string::npos);
+    CHECK(fallback.notice.find("--tcp-runtime") != std::string::npos);
+    CHECK(dragonx::test::errc_of([] { (void)rt::choose_transport("ofi"); }) ==
+          dragonx::errc::no_transport);
+}
+
 TEST_CASE("ofi link: frames of every size arrive whole, both ways", "[ofi]")
 {
     link_pair p;
@@ -263,6 +298,58 @@ TEST_CASE("ofi link: frames of every size arrive whole, both ways", "[ofi]")
     }
     CHECK(p.at_a.lost.empty());
     CHECK(p.at_b.lost.empty());
+}
+
+/// CPU time this process has used (all threads, libfabric's included).
+std::chrono::microseconds cpu_time()
+{
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    const auto micro = [](const timeval& t) {
+        return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec);
+    };
+    return micro(usage.ru_utime) + micro(usage.ru_stime);
+}
+
+TEST_CASE("ofi link: an idle link sleeps on its wait fd, and wakes for a frame", "[ofi]")
+{
+    link_pair p;
+    // Connections set up both ways first: rxm may poll while it connects.
+    send_one(*p.a, 1, make_frame(0, 8));
+    send_one(*p.b, 0, make_frame(0, 8));
+    REQUIRE(run_until(p.io, [&] { return p.at_a.count == 1 && p.at_b.count == 1; }));
+    run_until(
+        p.io, [] { return false; }, 200ms);
+
+    const auto cpu_before = cpu_time();
+    const auto wall_before = std::chrono::steady_clock::now();
+    run_until(
+        p.io, [] { return false; }, 1s);
+    const auto cpu = cpu_time() - cpu_before;
+    const auto wall = std::chrono::steady_clock::now() - wall_before;
+    INFO("CPU " << cpu.count() << " us in "
+                << std::chrono::duration_cast<std::chrono::microseconds>(wall).count()
+                << " us of idle wall time");
+    CHECK(cpu < wall / 10);  // busy polling would use all of it
+
+    // A frame sent from another thread's link wakes the sleeping one at once.
+    std::thread sender([&] {
+        std::this_thread::sleep_for(100ms);
+        asio::io_context io;
+        auto c = rt::make_ofi_link(io, p.secret, 2, loopback(p.lib));
+        c->start({.on_frame = [](std::uint32_t, std::span<const std::byte>) {},
+                  .on_lost = [](std::uint32_t, const std::string&) {}});
+        c->set_peers({p.a->address(), p.b->address(), c->address()});
+        send_one(*c, 1, make_frame(7, 8));
+        run_until(
+            io, [] { return false; }, 500ms);  // its own progress: connect and send
+    });
+    const bool woke = run_until(
+        p.io, [&] { return p.at_b.count == 2; }, 10s);
+    sender.join();
+    REQUIRE(woke);
+    CHECK(p.at_b.frames.back().first == 2);
+    CHECK(frame_ok(7, p.at_b.frames.back().second));
 }
 
 TEST_CASE("ofi link: a burst of 10000 frames keeps per-destination order", "[ofi]")
@@ -361,6 +448,51 @@ TEST_CASE("ofi link: sends to unknown or unreachable nodes are reported lost", "
     run_until(
         io, [] { return false; }, 200ms);
     CHECK(at_a.lost.size() == 2);  // once for both frames
+}
+
+TEST_CASE("ofi link: after a node is lost, its new agent is heard both ways", "[ofi]")
+{
+    asio::io_context io;
+    const auto lib = rt::ofi_library::load("");
+    const auto secret = rt::make_secret();
+    auto options = loopback(lib);
+    options.unreachable_after = 1s;
+    auto a = rt::make_ofi_link(io, secret, 0, options);
+    auto b = rt::make_ofi_link(io, secret, 1, options);
+    inbox at_a;
+    inbox at_b;
+    a->start(at_a.handlers());
+    b->start(at_b.handlers());
+    a->set_peers({a->address(), b->address()});
+    b->set_peers({a->address(), b->address()});
+    send_one(*a, 1, make_frame(0, 8));
+    send_one(*b, 0, make_frame(0, 8));
+    REQUIRE(run_until(io, [&] { return at_a.count == 1 && at_b.count == 1; }));
+
+    b.reset();  // node 1's agent dies
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (at_a.lost.empty() && std::chrono::steady_clock::now() < until) {
+        send_one(*a, 1, make_frame(1, 8));
+        run_until(
+            io, [&] { return !at_a.lost.empty(); }, 50ms);
+    }
+    REQUIRE_FALSE(at_a.lost.empty());
+    CHECK(at_a.lost[0].first == 1);
+
+    // A new agent for node 1, at a new address: both directions start afresh (the new agent's
+    // sequence numbers start at 0 again, a's start a new generation).
+    auto b2 = rt::make_ofi_link(io, secret, 1, options);
+    inbox at_b2;
+    b2->start(at_b2.handlers());
+    b2->set_peers({a->address(), b2->address()});
+    a->set_peers({a->address(), b2->address()});
+    send_one(*a, 1, make_frame(2, 8));
+    send_one(*a, 1, make_frame(3, 100000));
+    send_one(*b2, 0, make_frame(4, 8));
+    REQUIRE(run_until(io, [&] { return at_b2.count == 2 && at_a.count == 2; }));
+    CHECK(frame_ok(2, at_b2.frames[0].second));
+    CHECK(frame_ok(3, at_b2.frames[1].second));
+    CHECK(frame_ok(4, at_a.frames[1].second));
 }
 
 TEST_CASE("ofi link: without a wait fd, polling still delivers", "[ofi]")
