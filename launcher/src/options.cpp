@@ -371,6 +371,8 @@ command parse_command_line(int argc, const char* const* argv)
     CLI::App* config = app.add_subcommand(
         "config", "Show or change your dragonx settings (which libfabric to load, TCP or not)");
     config->require_subcommand(0, 1);
+    config->footer("The settings file: $DRAGONX_CONFIG, else "
+                   "${XDG_CONFIG_HOME:-$HOME/.config}/dragonx/config.");
     bool config_clean = false;
     config->add_flag("-c,--clean", config_clean, "Remove every setting (same as `clear`)");
     CLI::App* config_add = config->add_subcommand("add", "Add settings");

@@ -417,10 +417,20 @@ void ofi_link::open_endpoint(const run_secret& secret)
     fi_cq_attr cq_attr{};
     cq_attr.format = FI_CQ_FORMAT_TAGGED;
     cq_attr.size = std::max<std::size_t>(4096, info_->tx_attr->size + info_->rx_attr->size);
-    cq_attr.wait_obj = options_.use_wait_fd ? FI_WAIT_FD : FI_WAIT_NONE;
     fid_cq* cq = nullptr;
-    check(fi_cq_open(domain_.get(), &cq_attr, &cq, nullptr),
-          options_.use_wait_fd ? "fi_cq_open with FI_WAIT_FD" : "fi_cq_open");
+    if (options_.use_wait_fd) {
+        cq_attr.wait_obj = FI_WAIT_FD;
+        if (const int r = fi_cq_open(domain_.get(), &cq_attr, &cq, nullptr); r != 0) {
+            logger().info("libfabric provider {} has no completion queue with a wait fd ({}): "
+                          "polling every {} ms",
+                          provider_, lib.error_text(r), poll_interval.count());
+            options_.use_wait_fd = false;
+        }
+    }
+    if (!options_.use_wait_fd) {
+        cq_attr.wait_obj = FI_WAIT_NONE;
+        check(fi_cq_open(domain_.get(), &cq_attr, &cq, nullptr), "fi_cq_open");
+    }
     cq_.reset(cq);
     if (options_.use_wait_fd) {
         check(fi_control(&cq_->fid, FI_GETWAIT, &wait_fd_), "fi_control(FI_GETWAIT)");

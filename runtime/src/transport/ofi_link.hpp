@@ -17,7 +17,8 @@
 // - Peer death: RDM has no connections to lose, so a peer counts as lost when the provider
 //   reports an error for a send to it, or when a send to it has made no progress for
 //   `unreachable_after` (tcp;ofi_rxm retries a connection to a dead address forever). The
-//   agent also learns of dead nodes from the control plane.
+//   agent also learns of dead nodes from the control plane. Frames the provider had taken
+//   before the loss may still arrive later, at a new agent that got the dead one's address.
 // - Must not be destroyed from inside one of its own handlers; close() may be called there.
 //   Handlers must not throw: the exception would leave io_context::run() and the receive
 //   buffer of the frame at hand would not be posted again.
@@ -48,8 +49,9 @@ struct ofi_link_options {
     std::string bind_address;
     /// A send that makes no progress for this long reports its node lost.
     std::chrono::milliseconds unreachable_after{10000};
-    /// False: no wait fd; the completion queue is polled every millisecond instead. For
-    /// providers whose completion queues have no FI_WAIT_FD (and for testing that path).
+    /// False: no wait fd; the completion queue is polled every millisecond instead. That is
+    /// also what happens, with a notice in the log, when the provider's completion queues
+    /// have no FI_WAIT_FD.
     bool use_wait_fd = true;
 };
 
