@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cleanup.hpp"
+#include "config_command.hpp"
 #include "options.hpp"
 #include "run_session.hpp"
 
@@ -35,6 +36,9 @@ int main(int argc, char** argv)
             } else if constexpr (std::is_same_v<T, dragonx::launcher::cleanup_options>) {
                 configure_logging("warning");
                 return dragonx::launcher::run_cleanup_everywhere(c, std::cout);
+            } else if constexpr (std::is_same_v<T, dragonx::launcher::config_options>) {
+                configure_logging("warning");
+                return dragonx::launcher::run_config(c, std::cout, std::cerr);
             } else {
                 configure_logging(c.log_level);
                 return dragonx::launcher::run_session(c);

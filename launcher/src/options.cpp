@@ -53,6 +53,8 @@ public:
             return "Usage: dragonx run [OPTIONS] PROG [ARGS...]\n"
                    "       dragonx [OPTIONS] PROG [ARGS...]\n"
                    "       dragonx cleanup [--dry-run] [--this-node-only]\n"
+                   "       dragonx config add [--ofi-runtime-lib DIR] [--tcp-runtime]\n"
+                   "       dragonx config show | clear\n"
                    "       dragonx --version | --help\n";
         }
         if (app->get_name() == "run") {
@@ -200,6 +202,27 @@ std::string parse_log_level(const std::string& text)
                       "' (expected debug, info, warning, error, critical or none)");
 }
 
+/// tcp, ofi or ofi:<provider> (a libfabric provider name such as tcp, verbs or cxi).
+std::string parse_transport(const std::string& text)
+{
+    if (text == "tcp" || text == "ofi") {
+        return text;
+    }
+    if (text.rfind("ofi:", 0) == 0) {
+        const std::string provider = text.substr(4);
+        const bool plain = std::all_of(provider.begin(), provider.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' ||
+                   c == ';' || c == '.';
+        });
+        if (!provider.empty() && plain) {
+            return text;
+        }
+        throw usage_error("-t/--transport: '" + text + "' does not name a libfabric provider");
+    }
+    throw usage_error("-t/--transport: unknown transport '" + text +
+                      "' (expected tcp, ofi or ofi:<provider>)");
+}
+
 /// The values of `run`'s options as given, before they are checked.
 struct raw_run_options {
     std::string nodes;
@@ -209,12 +232,14 @@ struct raw_run_options {
     bool single_node = false;
     std::string label;
     std::string log_level;
+    std::string transport;
     CLI::Option* nodes_opt = nullptr;
     CLI::Option* wlm_opt = nullptr;
     CLI::Option* hostfile_opt = nullptr;
     CLI::Option* hostlist_opt = nullptr;
     CLI::Option* label_opt = nullptr;
     CLI::Option* log_level_opt = nullptr;
+    CLI::Option* transport_opt = nullptr;
 };
 
 void add_run_options(CLI::App& run, raw_run_options& raw)
@@ -239,8 +264,13 @@ void add_run_options(CLI::App& run, raw_run_options& raw)
     raw.log_level_opt =
         run.add_option("-l,--log-level", raw.log_level, "Runtime log level (default: warning)")
             ->type_name("debug|info|warning|error|critical|none");
+    raw.transport_opt =
+        run.add_option("-t,--transport", raw.transport,
+                       "Data transport between nodes (default: ofi where libfabric has a "
+                       "provider, else tcp)")
+            ->type_name("tcp|ofi|ofi:PROVIDER");
     for (CLI::Option* opt : {raw.nodes_opt, raw.wlm_opt, raw.hostfile_opt, raw.hostlist_opt,
-                             raw.label_opt, raw.log_level_opt}) {
+                             raw.label_opt, raw.log_level_opt, raw.transport_opt}) {
         opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     }
 }
@@ -277,6 +307,9 @@ run_options make_run_options(const raw_run_options& raw, std::vector<std::string
     if (raw.log_level_opt->count() > 0) {
         o.log_level = parse_log_level(raw.log_level);
     }
+    if (raw.transport_opt->count() > 0) {
+        o.transport = parse_transport(raw.transport);
+    }
     if (command_line.empty() || command_line.front().empty()) {
         throw usage_error("no program specified");
     }
@@ -288,7 +321,8 @@ run_options make_run_options(const raw_run_options& raw, std::vector<std::string
 
 bool is_top_level(const std::string& arg)
 {
-    return arg == "run" || arg == "cleanup" || arg == "--version" || arg == "-h" || arg == "--help";
+    return arg == "run" || arg == "cleanup" || arg == "config" || arg == "--version" ||
+           arg == "-h" || arg == "--help";
 }
 
 }  // namespace
@@ -338,6 +372,27 @@ command parse_command_line(int argc, const char* const* argv)
     cleanup->add_flag("--this-node-only", this_node_only,
                       "Clean this node only, even inside an allocation");
 
+    CLI::App* config = app.add_subcommand(
+        "config", "Show or change your dragonx settings (which libfabric to load, TCP or not)");
+    config->require_subcommand(0, 1);
+    config->footer("The settings file: $DRAGONX_CONFIG, else "
+                   "${XDG_CONFIG_HOME:-$HOME/.config}/dragonx/config.");
+    bool config_clean = false;
+    config->add_flag("-c,--clean", config_clean, "Remove every setting (same as `clear`)");
+    CLI::App* config_add = config->add_subcommand("add", "Add settings");
+    std::string ofi_runtime_lib;
+    bool tcp_runtime = false;
+    CLI::Option* ofi_runtime_lib_opt =
+        config_add
+            ->add_option("--ofi-runtime-lib", ofi_runtime_lib,
+                         "Load libfabric from DIR (DIR/libfabric.so.1) instead of the system's")
+            ->type_name("DIR");
+    ofi_runtime_lib_opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    config_add->add_flag("--tcp-runtime", tcp_runtime,
+                         "Use TCP between nodes even where libfabric has a provider");
+    CLI::App* config_show = config->add_subcommand("show", "Print the settings and their file");
+    CLI::App* config_clear = config->add_subcommand("clear", "Remove every setting");
+
     try {
         std::vector<std::string> reversed(args.rbegin(), args.rend());
         app.parse(reversed);
@@ -352,6 +407,30 @@ command parse_command_line(int argc, const char* const* argv)
     }
     if (app.got_subcommand(cleanup)) {
         return cleanup_options{.dry_run = dry_run, .this_node_only = this_node_only};
+    }
+    if (app.got_subcommand(config)) {
+        config_options c;
+        const int actions = static_cast<int>(config->got_subcommand(config_add)) +
+                            static_cast<int>(config->got_subcommand(config_show)) +
+                            static_cast<int>(config->got_subcommand(config_clear)) +
+                            static_cast<int>(config_clean);
+        if (actions > 1) {
+            return usage("config: give one of add, show, clear or --clean");
+        }
+        if (config->got_subcommand(config_add)) {
+            if (ofi_runtime_lib_opt->count() == 0 && !tcp_runtime) {
+                return usage("config add: nothing to add (--ofi-runtime-lib DIR, --tcp-runtime)");
+            }
+            if (ofi_runtime_lib_opt->count() > 0 && ofi_runtime_lib.empty()) {
+                return usage("config add: --ofi-runtime-lib needs a directory");
+            }
+            c.what = config_options::action::add;
+            c.ofi_runtime_lib = ofi_runtime_lib;
+            c.tcp_runtime = tcp_runtime;
+        } else if (config->got_subcommand(config_clear) || config_clean) {
+            c.what = config_options::action::clear;
+        }
+        return c;
     }
     std::vector<std::string> command_line = run->remaining();
     if (!command_line.empty()) {

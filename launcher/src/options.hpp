@@ -5,6 +5,7 @@
 //   dragonx cleanup [--dry-run] [--this-node-only]
 //                                           remove what crashed runs left on the nodes of the
 //                                           allocation (Slurm, PBS), or on this node
+//   dragonx config add|show|clear [...]     the user's settings: which libfabric, TCP or not
 //   dragonx --version | -h | --help
 //
 // Notes:
@@ -32,6 +33,7 @@ struct run_options {
     bool single_node = false;            // -s/--single-node
     label_mode label = label_mode::none; // --label none|basic|verbose
     std::string log_level = "warning";   // -l/--log-level: debug|info|warning|error|critical|none
+    std::string transport;               // -t/--transport tcp|ofi|ofi:<provider>; "": automatic
     std::string program;                 // PROG, as given
     std::vector<std::string> args;       // ARGS
 };
@@ -48,7 +50,15 @@ struct early_exit {
     std::string err;
 };
 
-using command = std::variant<run_options, cleanup_options, early_exit>;
+/// `dragonx config`: add settings, show them, or clear them all (see config_command.hpp).
+struct config_options {
+    enum class action { show, add, clear };
+    action what = action::show;
+    std::string ofi_runtime_lib;  // add --ofi-runtime-lib DIR ("": not given)
+    bool tcp_runtime = false;     // add --tcp-runtime
+};
+
+using command = std::variant<run_options, cleanup_options, early_exit, config_options>;
 
 /// Parses argv (argv[0] is the program name).
 [[nodiscard]] command parse_command_line(int argc, const char* const* argv);

@@ -21,6 +21,7 @@
 #include "child_process.hpp"
 #include "connection.hpp"
 #include "host_address.hpp"
+#include "transport/ofi_library.hpp"
 #include "output_printer.hpp"
 #include "run_paths.hpp"
 #include "wlm.hpp"
@@ -105,9 +106,25 @@ public:
 private:
     enum class phase { booting, running, tearing_down, done };
 
+    // What the transport agents use between nodes (-t, `dragonx config`): libfabric where it
+    // has a provider, else TCP with a one-line notice. A one-node run sends nothing between
+    // nodes: it takes TCP (cheap to set up) unless -t asks otherwise.
+    [[nodiscard]] std::string choose_transport() const
+    {
+        if (nnodes_ == 1 && options_.transport.empty()) {
+            return "tcp";
+        }
+        const auto choice = rt::detail::choose_transport(options_.transport);
+        if (!choice.notice.empty()) {
+            std::cerr << "dragonx: " << choice.notice << std::endl;
+        }
+        return choice.ofi ? "ofi:" + choice.provider : "tcp";
+    }
+
     // Starts the daemons and runs the event loop until the run is over.
     void serve()
     {
+        transport_ = choose_transport();
         rt::detail::create_run_directory(run_);
         rt::detail::write_launcher_record(
             run_, {*rt::detail::identify_process(::getpid()), rt::detail::host_name()});
@@ -131,7 +148,8 @@ private:
                  fmt::format("{}:{}", advertised, acceptor_.local_endpoint().port()),
              .secret_hex = rt::detail::secret_to_hex(secret_),
              .log_level = options_.log_level,
-             .cwd = fs::current_path(cwd_error).string()}));
+             .cwd = fs::current_path(cwd_error).string(),
+             .transport = transport_}));
         log::get("launcher").debug("{} run {}: {} node(s): {}; launcher at {}:{}", wlm_.name(),
                                    run_, nnodes_, join(wlm_.nodes(), ", "), advertised,
                                    acceptor_.local_endpoint().port());
@@ -466,6 +484,7 @@ private:
     session_limits limits_;
     const workload_manager& wlm_;
     std::uint32_t nnodes_;
+    std::string transport_ = "tcp";  // see choose_transport()
     std::string run_;
     rt::detail::run_secret secret_;
     asio::io_context io_;

@@ -241,6 +241,7 @@ std::vector<std::string> daemon_arguments(const daemon_launch& launch, std::size
         "--nnodes",         std::to_string(nnodes),
         "--launcher",       launch.launcher_address,
         "--log-level",      launch.log_level,
+        "--transport",      launch.transport,
     };
 }
 

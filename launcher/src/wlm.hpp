@@ -67,6 +67,7 @@ struct daemon_launch {
     std::string secret_hex;        // the run secret (never on a command line)
     std::string log_level;
     std::string cwd;               // the launcher's working directory
+    std::string transport = "tcp";  // the agents' link: tcp | ofi | ofi:<provider>
 };
 
 class workload_manager {
@@ -141,7 +142,8 @@ std::unique_ptr<workload_manager> make_ssh_wlm(const run_options& options,
 /// "a,b,c"
 [[nodiscard]] std::string join(std::span<const std::string> words, std::string_view separator);
 
-/// The arguments every daemon gets: exe, --run, --nnodes, --launcher, --log-level. The back
+/// The arguments every daemon gets: exe, --run, --nnodes, --launcher, --log-level,
+/// --transport. The back
 /// end adds how the daemon learns its node (--node/--node-from, --hostname/...) and where it
 /// listens (--address).
 [[nodiscard]] std::vector<std::string> daemon_arguments(const daemon_launch& launch,

@@ -1,7 +1,7 @@
 // remote_channel_test.cpp - integration: channels between processes on different virtual
 // nodes (`dragonx run --wlm local -N 3`), through the nodes' transport agents: exactly once
 // and in order under stress, every timeout and error end to end, and a peer daemon killed
-// under a blocked receive.
+// under a blocked receive; each with both transports (-t tcp, -t ofi: libfabric tcp;ofi_rxm).
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -13,10 +13,13 @@ using namespace dragonx::integration;
 
 namespace {
 
-outcome run_remote(const std::vector<std::string>& mode, millis limit = 120s)
+// Runs remote_channels MODE over three virtual nodes with the transport `transport`.
+outcome run_remote(const std::string& transport, const std::vector<std::string>& mode,
+                   millis limit = 120s)
 {
-    std::vector<std::string> args = {"run", "--wlm", "local", "-N", "3",
-                                     program("remote_channels")};
+    std::vector<std::string> args = {"run",       "--wlm", "local",
+                                     "-N",        "3",     "-t",
+                                     transport,   program("remote_channels")};
     args.insert(args.end(), mode.begin(), mode.end());
     return run_dragonx(args, limit);
 }
@@ -26,7 +29,9 @@ outcome run_remote(const std::vector<std::string>& mode, millis limit = 120s)
 TEST_CASE("remote channels deliver every message exactly once, in each sender's order",
           "[integration][transport]")
 {
-    const auto r = run_remote({"stress", "6", "500"});
+    const auto transport = GENERATE(as<std::string>{}, "tcp", "ofi");
+    INFO("transport " << transport);
+    const auto r = run_remote(transport, {"stress", "6", "500"});
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exited);
     CHECK(r.code == 0);
@@ -36,7 +41,9 @@ TEST_CASE("remote channels deliver every message exactly once, in each sender's 
 TEST_CASE("remote channel operations honour their timeouts and report errors",
           "[integration][transport]")
 {
-    const auto r = run_remote({"timeouts"});
+    const auto transport = GENERATE(as<std::string>{}, "tcp", "ofi");
+    INFO("transport " << transport);
+    const auto r = run_remote(transport, {"timeouts"});
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exited);
     CHECK(r.code == 0);
@@ -46,8 +53,9 @@ TEST_CASE("remote channel operations honour their timeouts and report errors",
 TEST_CASE("a remote receive fails naming the node when that node's daemon dies",
           "[integration][transport]")
 {
-    run_cleanup cleanup;
-    const auto r = run_remote({"kill_peer"}, 60s);
+    const auto transport = GENERATE(as<std::string>{}, "tcp", "ofi");
+    INFO("transport " << transport);
+    const auto r = run_remote(transport, {"kill_peer"}, 60s);
     INFO("stdout: " << r.out << "\nstderr: " << r.err);
     REQUIRE(r.exited);
     // The head's receive failed with peer_lost naming node 2 (kill_peer checks both). Whether

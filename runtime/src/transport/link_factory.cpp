@@ -3,6 +3,7 @@
 
 #include <dragonx/common/error.hpp>
 
+#include "ofi_link.hpp"
 #include "tcp_link.hpp"
 
 namespace dragonx::rt::detail {
@@ -13,7 +14,15 @@ std::unique_ptr<peer_link> make_link(asio::io_context& io, const agent_config& c
         return make_tcp_link(io, config.secret, config.node, config.listen_address,
                              config.advertised_host);
     }
-    throw_error(errc::no_transport, "transport '" + config.transport + "' is not available");
+    if (config.transport == "ofi") {
+        return make_ofi_link(io, config.secret, config.node, "", config.advertised_host);
+    }
+    if (config.transport.starts_with("ofi:")) {
+        return make_ofi_link(io, config.secret, config.node, config.transport.substr(4),
+                             config.advertised_host);
+    }
+    throw_error(errc::invalid_argument, "unknown transport '" + config.transport +
+                                            "' (tcp, ofi or ofi:<provider>)");
 }
 
 }  // namespace dragonx::rt::detail

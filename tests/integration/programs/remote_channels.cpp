@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -341,6 +342,9 @@ pid_t daemon_of(std::uint32_t node)
 
 int kill_peer()
 {
+    // The run is torn down as soon as the launcher hears of the lost daemon: outlive the
+    // SIGTERM long enough to report (the SIGKILL follows a grace period later).
+    std::signal(SIGTERM, SIG_IGN);
     auto& rt = dragonx::runtime::current();
     auto pool = dragonx::pool::pool::create({.size = 1 << 20});
     auto stop = channel::create(pool, {.capacity = 1, .block_size = 64});

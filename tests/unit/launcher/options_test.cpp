@@ -396,3 +396,19 @@ TEST_CASE("to_string names every enumerator", "[launcher][options]")
     CHECK(std::string(to_string(label_mode::basic)) == "basic");
     CHECK(std::string(to_string(label_mode::verbose)) == "verbose");
 }
+
+TEST_CASE("-t/--transport takes tcp, ofi or ofi:<provider>", "[launcher][options]")
+{
+    const auto transport = [](const std::vector<std::string>& args) {
+        return parse_run(args).transport;
+    };
+    CHECK(transport({"./prog"}).empty());
+    CHECK(transport({"-t", "tcp", "./prog"}) == "tcp");
+    CHECK(transport({"--transport", "ofi", "./prog"}) == "ofi");
+    CHECK(transport({"run", "--transport=ofi:verbs", "./prog", "-t", "x"}) == "ofi:verbs");
+    CHECK(transport({"-t", "ofi:tcp;ofi_rxm", "./prog"}) == "ofi:tcp;ofi_rxm");
+    CHECK(transport({"-t", "ofi", "-t", "tcp", "./prog"}) == "tcp");
+    for (const std::string bad : {"hsta", "ofi:", "ofi:a b", "TCP"}) {
+        check_usage_error({"-t", bad, "./prog"}, {"-t/--transport", bad});
+    }
+}
