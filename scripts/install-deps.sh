@@ -11,7 +11,7 @@ set -euo pipefail
 
 packages=(
     g++ meson ninja-build pkg-config
-    libfabric-dev libasio-dev libspdlog-dev libfmt-dev libcli11-dev
+    libfabric-dev libfabric-bin libasio-dev libspdlog-dev libfmt-dev libcli11-dev
     nlohmann-json3-dev libxxhash-dev libssl-dev catch2
 )
 case "${1:-}" in

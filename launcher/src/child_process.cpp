@@ -157,7 +157,12 @@ pid_t spawn(const spawn_request& request)
     read_end.reset();
     // stdin_data is a line or two (the run secret): it always fits a fresh pipe's buffer,
     // so this write cannot block, even if the child never reads.
+    // EPIPE: the child is gone already (ssh that could not connect); its exit is reported as
+    // such by whoever watches it, which says more than a broken pipe.
     const auto n = ::write(write_end.get(), request.stdin_data.data(), request.stdin_data.size());
+    if (n < 0 && errno == EPIPE) {
+        return pid;
+    }
     if (n != static_cast<ssize_t>(request.stdin_data.size())) {
         const int saved = errno;
         ::kill(pid, SIGKILL);

@@ -106,12 +106,14 @@ public:
 private:
     enum class phase { booting, running, tearing_down, done };
 
-    // What the transport agents use between nodes (-t, `dragonx config`): libfabric where it
-    // has a provider, else TCP with a one-line notice. A one-node run sends nothing between
-    // nodes: it takes TCP (cheap to set up) unless -t asks otherwise.
+    // What the transport agents use between nodes (-t, `dragonx config`): for nodes on
+    // several hosts, libfabric where it has a provider, else TCP with a one-line notice.
+    // Nodes on one host (one node, or --wlm local virtual nodes) take TCP unless -t says
+    // otherwise: their traffic never leaves the host, and starting libfabric costs ~0.3 s
+    // per process here (its verbs provider reads /proc/kallsyms), more than a whole run.
     [[nodiscard]] std::string choose_transport() const
     {
-        if (nnodes_ == 1 && options_.transport.empty()) {
+        if (options_.transport.empty() && !wlm_.spans_hosts()) {
             return "tcp";
         }
         const auto choice = rt::detail::choose_transport(options_.transport);

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -151,8 +152,8 @@ bool on_path(const std::string& name)
     return false;
 }
 
-// fi_pingpong (server and client on this host) for one message size: the last line of the
-// client's table, "bytes iters total time MB/sec usec/xfer Mxfers/sec".
+// fi_pingpong (server and client on this host) for one message size: (MB/s, µs per
+// transfer) from the client's table.
 std::optional<std::pair<double, double>> fi_pingpong(std::size_t size, int iters, int port)
 {
     const auto s = std::to_string(size);
@@ -168,19 +169,16 @@ std::optional<std::pair<double, double>> fi_pingpong(std::size_t size, int iters
         code, true);
     ::kill(server, SIGTERM);
     (void)dragonx::bench::wait_for(server);
-    double mbps = 0;
-    double usec = 0;
+    // "8  1k  =1k  15k  0.04s  0.36  22.30  0.04": MB/sec and usec/xfer are columns 6 and 7.
     for (std::size_t at = 0; at < out.size();) {
         const auto end = out.find('\n', at);
-        const auto line = out.substr(at, end - at);
-        char bytes[32];
-        unsigned long long n = 0;
-        char total[32];
-        char elapsed[32];
-        if (std::sscanf(line.c_str(), "%31s %llu %31s %31s %lf %lf", bytes, &n, total, elapsed,
-                        &mbps, &usec) == 6 &&
-            n > 0) {
-            return std::pair{mbps, usec};
+        std::istringstream line(out.substr(at, end - at));
+        std::vector<std::string> cols;
+        for (std::string c; line >> c;) {
+            cols.push_back(c);
+        }
+        if (cols.size() == 8 && cols[0] != "bytes") {
+            return std::pair{std::stod(cols[5]), std::stod(cols[6])};
         }
         at = end == std::string::npos ? out.size() : end + 1;
     }
