@@ -71,17 +71,10 @@ public:
 
     std::vector<spawn_request> daemon_commands(const daemon_launch& launch) const override
     {
-        auto argv = launch_prefix();
-        const auto daemon = daemon_arguments(launch, nodes_.size());
-        argv.insert(argv.end(), daemon.begin(), daemon.end());
-        argv.insert(argv.end(), {"--node-from", std::string(rank_variables), "--hostnames",
-                                 join(nodes_, ","), "--address", "0.0.0.0"});
-        return {{.label = fmt::format("the PBS launch command ({})", argv.front()),
-                 .argv = std::move(argv),
-                 .env = environment_with({"DRAGONX_RUN=" + launch.run,
-                                          "DRAGONX_RUN_SECRET=" + launch.secret_hex},
-                                         {"DRAGONX_NODE"}),
-                 .terminate_first = true}};
+        return {one_command_for_all_daemons(
+            launch_prefix(), launch, nodes_.size(),
+            {"--node-from", std::string(rank_variables), "--hostnames", join(nodes_, ",")},
+            fmt::format("the PBS launch command ({})", launch_prefix().front()))};
     }
 
     std::optional<spawn_request>

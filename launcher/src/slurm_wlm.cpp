@@ -63,17 +63,10 @@ public:
 
     std::vector<spawn_request> daemon_commands(const daemon_launch& launch) const override
     {
-        auto argv = step_prefix();
-        const auto daemon = daemon_arguments(launch, nodes_.size());
-        argv.insert(argv.end(), daemon.begin(), daemon.end());
-        argv.insert(argv.end(), {"--node-from", "SLURM_NODEID", "--hostname-from",
-                                 "SLURMD_NODENAME", "--address", "0.0.0.0"});
-        return {{.label = "srun (the daemons' job step)",
-                 .argv = std::move(argv),
-                 .env = environment_with({"DRAGONX_RUN=" + launch.run,
-                                          "DRAGONX_RUN_SECRET=" + launch.secret_hex},
-                                         {"DRAGONX_NODE"}),
-                 .terminate_first = true}};
+        return {one_command_for_all_daemons(
+            step_prefix(), launch, nodes_.size(),
+            {"--node-from", "SLURM_NODEID", "--hostname-from", "SLURMD_NODENAME"},
+            "srun (the daemons' job step)")};
     }
 
     std::optional<spawn_request>

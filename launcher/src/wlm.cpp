@@ -234,6 +234,23 @@ std::string join(std::span<const std::string> words, std::string_view separator)
     return joined;
 }
 
+spawn_request one_command_for_all_daemons(std::vector<std::string> prefix,
+                                          const daemon_launch& launch, std::size_t nnodes,
+                                          const std::vector<std::string>& identity,
+                                          std::string label)
+{
+    const auto daemon = daemon_arguments(launch, nnodes);
+    prefix.insert(prefix.end(), daemon.begin(), daemon.end());
+    prefix.insert(prefix.end(), identity.begin(), identity.end());
+    prefix.insert(prefix.end(), {"--address", "0.0.0.0"});
+    return {.label = std::move(label),
+            .argv = std::move(prefix),
+            .env = environment_with({"DRAGONX_RUN=" + launch.run,
+                                     "DRAGONX_RUN_SECRET=" + launch.secret_hex},
+                                    {"DRAGONX_NODE"}),
+            .terminate_first = true};
+}
+
 std::vector<std::string> daemon_arguments(const daemon_launch& launch, std::size_t nnodes)
 {
     return {

@@ -142,10 +142,19 @@ std::unique_ptr<workload_manager> make_ssh_wlm(const run_options& options,
 /// "a,b,c"
 [[nodiscard]] std::string join(std::span<const std::string> words, std::string_view separator);
 
+/// The one launch command (srun, mpiexec) that starts every daemon of a run at once:
+/// `prefix` (the launcher and its options), the daemon's arguments, `identity` (how each
+/// daemon learns its node), listening on every interface; the run secret travels in the
+/// environment, since one command cannot give each daemon its own stdin.
+[[nodiscard]] spawn_request one_command_for_all_daemons(std::vector<std::string> prefix,
+                                                        const daemon_launch& launch,
+                                                        std::size_t nnodes,
+                                                        const std::vector<std::string>& identity,
+                                                        std::string label);
+
 /// The arguments every daemon gets: exe, --run, --nnodes, --launcher, --log-level,
-/// --transport. The back
-/// end adds how the daemon learns its node (--node/--node-from, --hostname/...) and where it
-/// listens (--address).
+/// --transport. The back end adds how the daemon learns its node (--node/--node-from,
+/// --hostname/...) and where it listens (--address).
 [[nodiscard]] std::vector<std::string> daemon_arguments(const daemon_launch& launch,
                                                         std::size_t nnodes);
 

@@ -348,7 +348,7 @@ int kill_peer()
     auto& rt = dragonx::runtime::current();
     auto pool = dragonx::pool::pool::create({.size = 1 << 20});
     auto stop = channel::create(pool, {.capacity = 1, .block_size = 64});
-    auto h = start_on(2, {"holder", stop.descriptor()});
+    [[maybe_unused]] auto holder = start_on(2, {"holder", stop.descriptor()});
     auto ch = channel::attach(rt.kv_get("holder", 30s));
     const pid_t victim = daemon_of(2);
     std::thread killer([victim] {
