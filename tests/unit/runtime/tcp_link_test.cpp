@@ -52,20 +52,33 @@ bool run_until(asio::io_context& io, Pred done)
     return done();
 }
 
+// Nodes 0 (a) and 1 (b) of one run, started, each knowing the other; ra and rb record what
+// they get.
+struct linked_pair {
+    std::unique_ptr<peer_link> a;
+    std::unique_ptr<peer_link> b;
+    received ra;
+    received rb;
+
+    explicit linked_pair(asio::io_context& io)
+    {
+        const auto secret = make_secret();
+        a = make_tcp_link(io, secret, 0, "127.0.0.1", "127.0.0.1");
+        b = make_tcp_link(io, secret, 1, "127.0.0.1", "127.0.0.1");
+        a->start(recorder(ra));
+        b->start(recorder(rb));
+        a->set_peers({a->address(), b->address()});
+        b->set_peers({a->address(), b->address()});
+    }
+};
+
 }  // namespace
 
 TEST_CASE("tcp link: frames of every size arrive whole and in order", "[transport]")
 {
     asio::io_context io;
-    const auto secret = make_secret();
-    auto a = make_tcp_link(io, secret, 0, "127.0.0.1", "127.0.0.1");
-    auto b = make_tcp_link(io, secret, 1, "127.0.0.1", "127.0.0.1");
-    received ra;
-    received rb;
-    a->start(recorder(ra));
-    b->start(recorder(rb));
-    a->set_peers({a->address(), b->address()});
-    b->set_peers({a->address(), b->address()});
+    linked_pair pair(io);
+    auto& [a, b, ra, rb] = pair;
 
     const std::vector<std::size_t> sizes = {0, 1, 8, 4096, 65536, 1 << 20, 16 << 20};
     for (std::size_t i = 0; i < sizes.size(); ++i) {
@@ -127,15 +140,8 @@ TEST_CASE("tcp link: a peer with another secret is not heard", "[transport]")
 TEST_CASE("tcp link: a peer that goes away is reported lost, once", "[transport]")
 {
     asio::io_context io;
-    const auto secret = make_secret();
-    auto a = make_tcp_link(io, secret, 0, "127.0.0.1", "127.0.0.1");
-    auto b = make_tcp_link(io, secret, 1, "127.0.0.1", "127.0.0.1");
-    received ra;
-    received rb;
-    a->start(recorder(ra));
-    b->start(recorder(rb));
-    a->set_peers({a->address(), b->address()});
-    b->set_peers({a->address(), b->address()});
+    linked_pair pair(io);
+    auto& [a, b, ra, rb] = pair;
     const auto body = pattern(8, 1);
     const std::span<const std::byte> parts[] = {body};
     a->send(1, parts);
