@@ -5,11 +5,12 @@
 #include <cstdlib>
 #include <mutex>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/unique_fd.hpp>
+
+#include "unix_client.hpp"
 
 namespace dragonx {
 
@@ -47,18 +48,7 @@ struct runtime::channel {
 
     void connect()
     {
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        if (path.size() >= sizeof addr.sun_path) {
-            throw_error(errc::invalid_argument, "DRAGONX_RUNTIME path is too long: " + path);
-        }
-        path.copy(addr.sun_path, path.size());
-        unique_fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        throw_system_error_on(!s, "socket");
-        if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-            throw_error(errc::no_runtime, "cannot reach the dragonx runtime at " + path + ": " +
-                                              std::strerror(errno));
-        }
+        auto s = rt::detail::connect_unix(path, errc::no_runtime, "the dragonx runtime");
         fd = std::move(s);
         reader = {};
     }

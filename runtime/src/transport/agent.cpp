@@ -24,6 +24,7 @@
 #include <dragonx/common/log.hpp>
 
 #include "../run_paths.hpp"
+#include "frame_buffer.hpp"
 #include "link_factory.hpp"
 #include "wire.hpp"
 
@@ -42,6 +43,18 @@ constexpr std::size_t max_waiter_threads = 256;
 constexpr std::chrono::milliseconds wait_slice{50};
 
 spdlog::logger& logger() { return log::get("transport"); }
+
+/// Maps keyed by descriptor strings, looked up by string_view without building a string:
+/// the lookups are on every remote operation's path.
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept
+    {
+        return std::hash<std::string_view>{}(s);
+    }
+};
+template <class V>
+using by_descriptor = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
 /// What an operation came to.
 struct op_result {
@@ -63,6 +76,8 @@ struct op_result {
         r.value = v;
         return r;
     }
+    /// The operation's time ran out: false / nullopt for the caller, as the channel API says.
+    static op_result timed_out() { return answer(0); }
 };
 
 op_result result_of(const std::exception& e)
@@ -185,17 +200,15 @@ public:
 private:
     void read_more()
     {
-        if (buffer_.size() - used_ < 16 * 1024) {
-            buffer_.resize(std::max(buffer_.size() * 2, used_ + 64 * 1024));
-        }
         socket_.async_read_some(
-            asio::buffer(buffer_.data() + used_, buffer_.size() - used_),
-            [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
+            buffer_.space(), [self = shared_from_this()](const std::error_code& ec, std::size_t n) {
                 if (ec) {
                     return self->finish();
                 }
                 try {
-                    self->feed(n);
+                    self->buffer_.feed(n, request_length, [&](std::span<const std::byte> f) {
+                        self->on_request_(self, wire::parse(f));
+                    });
                 } catch (const std::exception& e) {
                     logger().warn("transport: a local process sent a bad frame: {}", e.what());
                     return self->finish();
@@ -206,30 +219,17 @@ private:
             });
     }
 
-    void feed(std::size_t n)
+    // The length of the request frame at the front of `bytes`; throws for anything else.
+    static std::optional<std::size_t> request_length(std::span<const std::byte> bytes)
     {
-        used_ += n;
-        std::size_t pos = 0;
-        while (used_ - pos >= sizeof(frame_header)) {
-            const auto h = wire::read_header(std::span(buffer_).subspan(pos));
-            const auto whole = sizeof(frame_header) + wire::body_length(h);
-            if (used_ - pos < whole) {
-                if (whole > buffer_.size()) {
-                    buffer_.resize(whole);
-                }
-                break;
-            }
-            const auto v = wire::parse(std::span<const std::byte>(buffer_).subspan(pos, whole));
-            if (h.kind != static_cast<std::uint8_t>(wire::frame_kind::request)) {
-                throw_error(errc::malformed_message, "a result frame from a process");
-            }
-            on_request_(shared_from_this(), v);
-            pos += whole;
+        if (bytes.size() < sizeof(frame_header)) {
+            return std::nullopt;
         }
-        if (pos != 0) {
-            std::memmove(buffer_.data(), buffer_.data() + pos, used_ - pos);
-            used_ -= pos;
+        const auto h = wire::read_header(bytes);
+        if (h.kind != static_cast<std::uint8_t>(wire::frame_kind::request)) {
+            throw_error(errc::malformed_message, "a result frame from a process");
         }
+        return sizeof(frame_header) + wire::body_length(h);
     }
 
     void write_more()
@@ -258,8 +258,7 @@ private:
 
     unix_socket::socket socket_;
     request_handler on_request_;
-    std::vector<std::byte> buffer_ = std::vector<std::byte>(64 * 1024);
-    std::size_t used_ = 0;
+    frame_buffer buffer_;
     std::deque<std::vector<std::byte>> queue_;
     bool writing_ = false;
     bool open_ = true;
@@ -303,8 +302,8 @@ struct transport_agent::impl {
     std::map<std::uint32_t, std::string> lost;
     std::unordered_map<std::uint64_t, pending_op> pending;
     std::uint64_t next_id = 1;
-    std::unordered_map<std::string, std::uint32_t> node_of_channel;
-    std::unordered_map<std::string, std::shared_ptr<channels::channel>> local_channels;
+    by_descriptor<std::uint32_t> node_of_channel;
+    by_descriptor<std::shared_ptr<channels::channel>> local_channels;
     std::map<std::uint32_t, cancel_token> peer_gone;  // waits performed for each peer node
 
     void start()
@@ -419,15 +418,14 @@ struct transport_agent::impl {
     /// The node a channel descriptor names (cached; throws for a malformed descriptor).
     std::uint32_t node_of(std::string_view descriptor)
     {
-        std::string key(descriptor);
-        if (const auto it = node_of_channel.find(key); it != node_of_channel.end()) {
+        if (const auto it = node_of_channel.find(descriptor); it != node_of_channel.end()) {
             return it->second;
         }
         const auto node = channels::channel::attach(descriptor).node();
         if (node_of_channel.size() >= 4 * max_cached_channels) {
             node_of_channel.clear();
         }
-        node_of_channel.emplace(std::move(key), node);
+        node_of_channel.emplace(descriptor, node);
         return node;
     }
 
@@ -510,8 +508,7 @@ struct transport_agent::impl {
 
     std::shared_ptr<channels::channel> local_channel(std::string_view descriptor)
     {
-        std::string key(descriptor);
-        if (const auto it = local_channels.find(key); it != local_channels.end()) {
+        if (const auto it = local_channels.find(descriptor); it != local_channels.end()) {
             return it->second;
         }
         auto ch = std::make_shared<channels::channel>(channels::channel::attach(descriptor));
@@ -522,7 +519,7 @@ struct transport_agent::impl {
         if (local_channels.size() >= max_cached_channels) {
             local_channels.clear();
         }
-        local_channels.emplace(std::move(key), ch);
+        local_channels.emplace(descriptor, ch);
         return ch;
     }
 
@@ -557,9 +554,6 @@ struct transport_agent::impl {
         throw_error(errc::malformed_message, "unknown operation");
     }
 
-    /// The result when the operation's time ran out: false / nullopt, as the API says.
-    static op_result expired(const frame_header&) { return op_result::answer(0); }
-
     void perform(const frame_view& f, const cancel_token& abandoned, const done_fn& done)
     {
         std::shared_ptr<channels::channel> ch;
@@ -578,7 +572,7 @@ struct transport_agent::impl {
             return done(result_of(e));
         }
         if (limit && limit->count() == 0) {
-            return done(expired(f.header));
+            return done(op_result::timed_out());
         }
         wait_and_perform(std::move(ch), f.header,
                          std::vector<std::byte>(f.payload.begin(), f.payload.end()),
@@ -605,7 +599,7 @@ struct transport_agent::impl {
                         break;
                     }
                     if (until.expired()) {
-                        r = expired(h);
+                        r = op_result::timed_out();
                         break;
                     }
                     auto slice = until.remaining().value_or(wait_slice);

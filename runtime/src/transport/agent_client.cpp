@@ -18,7 +18,6 @@
 #include <sched.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <dragonx/channels/channel.hpp>
@@ -28,6 +27,7 @@
 #include <dragonx/pool/pool.hpp>
 #include <dragonx/runtime/runtime.hpp>
 
+#include "../unix_client.hpp"
 #include "wire.hpp"
 
 namespace dragonx::rt::detail {
@@ -132,19 +132,7 @@ private:
                 return fd;
             }
         }
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        if (path_.size() >= sizeof addr.sun_path) {
-            throw_error(errc::invalid_argument, "DRAGONX_AGENT path is too long: " + path_);
-        }
-        path_.copy(addr.sun_path, path_.size());
-        unique_fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        throw_system_error_on(!s, "socket");
-        if (::connect(s.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-            throw_error(errc::no_transport, "cannot reach this node's transport agent at " +
-                                                path_ + ": " + std::strerror(errno));
-        }
-        return s;
+        return connect_unix(path_, errc::no_transport, "this node's transport agent");
     }
 
     void give_back(unique_fd fd)

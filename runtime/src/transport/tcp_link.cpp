@@ -19,6 +19,8 @@
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/log.hpp>
 
+#include "frame_buffer.hpp"
+
 namespace dragonx::rt::detail {
 
 namespace {
@@ -60,50 +62,20 @@ struct link_state {
     }
 };
 
-/// Reads length-prefixed frames from an authenticated socket and hands them to on_frame.
-class frame_reader_loop {
-public:
-    /// Appends bytes that arrived; delivers every whole frame. False: a frame is too large.
-    template <class Deliver>
-    bool feed(std::size_t n, Deliver&& deliver)
-    {
-        used_ += n;
-        std::size_t pos = 0;
-        while (used_ - pos >= 4) {
-            std::uint32_t len = 0;
-            std::memcpy(&len, buffer_.data() + pos, 4);
-            if (len > max_link_frame) {
-                return false;
-            }
-            if (used_ - pos - 4 < len) {
-                if (4 + std::size_t{len} > buffer_.size()) {
-                    buffer_.resize(4 + std::size_t{len});
-                }
-                break;
-            }
-            deliver(std::span<const std::byte>(buffer_.data() + pos + 4, len));
-            pos += 4 + std::size_t{len};
-        }
-        if (pos != 0) {
-            std::memmove(buffer_.data(), buffer_.data() + pos, used_ - pos);
-            used_ -= pos;
-        }
-        return true;
+/// The length of a link frame at the front of `bytes`, its u32 length prefix included.
+/// Throws for a frame above max_link_frame.
+std::optional<std::size_t> prefixed_length(std::span<const std::byte> bytes)
+{
+    if (bytes.size() < 4) {
+        return std::nullopt;
     }
-
-    /// Where the next read goes.
-    asio::mutable_buffer space()
-    {
-        if (buffer_.size() - used_ < read_chunk / 4) {
-            buffer_.resize(std::max(buffer_.size() * 2, used_ + read_chunk));
-        }
-        return asio::buffer(buffer_.data() + used_, buffer_.size() - used_);
+    std::uint32_t len = 0;
+    std::memcpy(&len, bytes.data(), 4);
+    if (len > max_link_frame) {
+        throw_error(errc::malformed_message, "frame larger than the limit");
     }
-
-private:
-    std::vector<std::byte> buffer_ = std::vector<std::byte>(read_chunk);
-    std::size_t used_ = 0;
-};
+    return 4 + std::size_t{len};
+}
 
 /// A connection another agent opened to us: handshake as the acceptor, then frames in.
 class incoming : public std::enable_shared_from_this<incoming> {
@@ -181,13 +153,14 @@ private:
                     return self->drop(ec == asio::error::eof ? "connection closed"
                                                              : ec.message());
                 }
-                const bool ok = self->reader_.feed(n, [&](std::span<const std::byte> frame) {
-                    if (!self->st_->closed && self->st_->handlers.on_frame) {
-                        self->st_->handlers.on_frame(self->node_, frame);
-                    }
-                });
-                if (!ok) {
-                    return self->drop("frame larger than the limit");
+                try {
+                    self->reader_.feed(n, prefixed_length, [&](std::span<const std::byte> f) {
+                        if (!self->st_->closed && self->st_->handlers.on_frame) {
+                            self->st_->handlers.on_frame(self->node_, f.subspan(4));
+                        }
+                    });
+                } catch (const std::exception& e) {
+                    return self->drop(e.what());
                 }
                 self->read_frames();
             });
@@ -217,7 +190,7 @@ private:
     std::vector<std::uint8_t> challenge_;
     std::uint32_t node_ = 0;
     bool authenticated_ = false;
-    frame_reader_loop reader_;
+    frame_buffer reader_{read_chunk};
 };
 
 /// Our connection to one peer: connect, handshake as the connector, then frames out in order.
