@@ -7,8 +7,8 @@
 //   bw_64kib_gbps             64 KiB frames streamed, 16 in flight, each acknowledged by 8 B
 //   bw_1mib_gbps              1 MiB frames, the same way
 //   bw_64mib_gbps             64 MiB frames, 2 in flight
-// Reference on this box: fi_pingpong -p tcp -e rdm gives 5-10 us and 4-5 GB/s at 1 MiB.
-// Options: --json, --quick.
+// Reference, measured in the same run: fi_pingpong -p tcp -e rdm (libfabric-bin) at 8 B and
+// 1 MiB (fi_pingpong.hpp). Options: --json, --quick.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +22,7 @@
 #include <asio/io_context.hpp>
 
 #include "auth.hpp"
+#include "fi_pingpong.hpp"
 #include "harness.hpp"
 #include "transport/ofi_link.hpp"
 
@@ -171,18 +172,27 @@ int main(int argc, char** argv)
     ::waitpid(child, nullptr, 0);
 
     const double p99 = dragonx::bench::percentile(half_rtt, 0.99);
+    const auto ref_small = dragonx::bench::fi_pingpong(8, opts.quick ? 1000 : 10000);
+    const auto ref_big = dragonx::bench::fi_pingpong(1u << 20, opts.quick ? 100 : 1000);
+    const double ref_us = ref_small ? ref_small->usec_per_transfer : 0;
+    const double ref_gbps = ref_big ? ref_big->gbps() : 0;
     if (opts.json) {
         std::printf("{\"provider\": \"%s\", \"pingpong_8b_half_rtt_us\": %.2f, "
                     "\"pingpong_8b_p99_us\": %.2f, \"bw_64kib_gbps\": %.2f, "
-                    "\"bw_1mib_gbps\": %.2f, \"bw_64mib_gbps\": %.2f}\n",
-                    link->name().c_str(), mean, p99, bw_64k, bw_1m, bw_64m);
+                    "\"bw_1mib_gbps\": %.2f, \"bw_64mib_gbps\": %.2f, "
+                    "\"fi_pingpong\": {\"oneway_8b_us\": %.2f, \"bw_1mib_gbps\": %.3f}}\n",
+                    link->name().c_str(), mean, p99, bw_64k, bw_1m, bw_64m, ref_us, ref_gbps);
         return 0;
     }
     std::printf("%s between two processes over loopback\n", link->name().c_str());
-    std::printf("%-26s %14.2f us\n", "pingpong_8b_half_rtt_us", mean);
-    std::printf("%-26s %14.2f us\n", "pingpong_8b_p99_us", p99);
-    std::printf("%-26s %14.2f GB/s\n", "bw_64kib_gbps", bw_64k);
-    std::printf("%-26s %14.2f GB/s\n", "bw_1mib_gbps", bw_1m);
-    std::printf("%-26s %14.2f GB/s\n", "bw_64mib_gbps", bw_64m);
+    const char* ref = ref_small ? "fi_pingpong tcp rdm" : nullptr;
+    dragonx::bench::figure("pingpong_8b_half_rtt_us", mean, "us", ref, ref_us);
+    dragonx::bench::figure("pingpong_8b_p99_us", p99, "us");
+    dragonx::bench::figure("bw_64kib_gbps", bw_64k, "GB/s");
+    dragonx::bench::figure("bw_1mib_gbps", bw_1m, "GB/s", ref_big ? ref : nullptr, ref_gbps);
+    dragonx::bench::figure("bw_64mib_gbps", bw_64m, "GB/s");
+    if (!ref_small) {
+        std::printf("fi_pingpong not found (Debian package libfabric-bin): no reference\n");
+    }
     return 0;
 }

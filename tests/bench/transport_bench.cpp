@@ -12,21 +12,19 @@
 //
 // The program is its own head: `dragonx run ... transport_bench --head ITERS COUNT` prints
 // "head P50_US P90_US GBPS", and starts `transport_bench --echo DESC` on node 1.
-#include <signal.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <dragonx/dragonx.hpp>
 
+#include "fi_pingpong.hpp"
 #include "harness.hpp"
 #include "subprocess.hpp"
 
@@ -138,53 +136,6 @@ std::optional<figures> measure(const std::string& dragonx_exe, const std::string
     return f;
 }
 
-bool on_path(const std::string& name)
-{
-    const char* path = std::getenv("PATH");
-    for (std::string rest = path != nullptr ? path : ""; !rest.empty();) {
-        const auto colon = rest.find(':');
-        const auto dir = rest.substr(0, colon);
-        if (::access((dir + "/" + name).c_str(), X_OK) == 0) {
-            return true;
-        }
-        rest = colon == std::string::npos ? "" : rest.substr(colon + 1);
-    }
-    return false;
-}
-
-// fi_pingpong (server and client on this host) for one message size: (MB/s, µs per
-// transfer) from the client's table.
-std::optional<std::pair<double, double>> fi_pingpong(std::size_t size, int iters, int port)
-{
-    const auto s = std::to_string(size);
-    const auto i = std::to_string(iters);
-    const auto p = std::to_string(port);
-    const pid_t server = dragonx::bench::spawn(
-        {"fi_pingpong", "-p", "tcp", "-e", "rdm", "-S", s, "-I", i, "-B", p}, true, true);
-    std::this_thread::sleep_for(300ms);
-    int code = 0;
-    const auto out = dragonx::bench::capture(
-        {"timeout", "60", "fi_pingpong", "-p", "tcp", "-e", "rdm", "-S", s, "-I", i, "-P", p,
-         "127.0.0.1"},
-        code, true);
-    ::kill(server, SIGTERM);
-    (void)dragonx::bench::wait_for(server);
-    // "8  1k  =1k  15k  0.04s  0.36  22.30  0.04": MB/sec and usec/xfer are columns 6 and 7.
-    for (std::size_t at = 0; at < out.size();) {
-        const auto end = out.find('\n', at);
-        std::istringstream line(out.substr(at, end - at));
-        std::vector<std::string> cols;
-        for (std::string c; line >> c;) {
-            cols.push_back(c);
-        }
-        if (cols.size() == 8 && cols[0] != "bytes") {
-            return std::pair{std::stod(cols[5]), std::stod(cols[6])};
-        }
-        at = end == std::string::npos ? out.size() : end + 1;
-    }
-    return std::nullopt;
-}
-
 }  // namespace
 
 int main(int argc, char** argv)
@@ -206,15 +157,10 @@ int main(int argc, char** argv)
             results.emplace_back(transport, *f);
         }
     }
-    std::optional<std::pair<double, double>> ref_small;
-    std::optional<std::pair<double, double>> ref_big;
-    if (on_path("fi_pingpong")) {
-        const int port = 20000 + static_cast<int>(::getpid() % 20000);
-        ref_small = fi_pingpong(8, opts.quick ? 1000 : 10000, port);
-        ref_big = fi_pingpong(big_message, opts.quick ? 100 : 1000, port + 1);
-    }
-    const double ref_us = ref_small ? ref_small->second : 0;
-    const double ref_gbps = ref_big ? ref_big->first * 1e6 / 1e9 : 0;
+    const auto ref_small = dragonx::bench::fi_pingpong(8, opts.quick ? 1000 : 10000);
+    const auto ref_big = dragonx::bench::fi_pingpong(big_message, opts.quick ? 100 : 1000);
+    const double ref_us = ref_small ? ref_small->usec_per_transfer : 0;
+    const double ref_gbps = ref_big ? ref_big->gbps() : 0;
 
     if (opts.json) {
         std::printf("{");
