@@ -1,4 +1,5 @@
-// support.hpp - helpers for multi-process tests: forked children with a watchdog.
+// support.hpp - helpers for tests: forked children with a watchdog; a private dragonx config
+// file.
 //
 // Notes:
 // - A child runs a function and exits with 0 on success, 1 when it returned false, 2 when
@@ -15,6 +16,8 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <new>
 #include <optional>
@@ -140,6 +143,48 @@ public:
 
 private:
     T* object_;
+};
+
+/// A fresh temporary directory, with DRAGONX_CONFIG naming the file `relative` inside it for
+/// this object's lifetime, so that the user's own `dragonx config` stays out of the test.
+/// The file itself is not created; the directory goes, with everything in it, at the end.
+class scoped_config_file {
+public:
+    explicit scoped_config_file(const std::string& relative = "config")
+    {
+        char name[] = "/tmp/dragonx-config-test-XXXXXX";
+        if (::mkdtemp(name) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        dir_ = name;
+        file_ = dir_ / relative;
+        if (const char* old = std::getenv("DRAGONX_CONFIG")) {
+            old_ = old;
+        }
+        ::setenv("DRAGONX_CONFIG", file_.c_str(), 1);
+    }
+    scoped_config_file(const scoped_config_file&) = delete;
+    scoped_config_file& operator=(const scoped_config_file&) = delete;
+    ~scoped_config_file()
+    {
+        if (old_) {
+            ::setenv("DRAGONX_CONFIG", old_->c_str(), 1);
+        } else {
+            ::unsetenv("DRAGONX_CONFIG");
+        }
+        std::error_code ec;
+        std::filesystem::remove_all(dir_, ec);
+    }
+
+    [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
+    [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
+    /// Replaces the file's contents (its directory must exist).
+    void write(const std::string& text) const { std::ofstream(file_) << text; }
+
+private:
+    std::filesystem::path dir_;
+    std::filesystem::path file_;
+    std::optional<std::string> old_;
 };
 
 }  // namespace dragonx::test

@@ -47,37 +47,10 @@ config_options parse_config(const std::vector<std::string>& args)
     return std::get<config_options>(c);
 }
 
-/// A temporary directory holding the config file; DRAGONX_CONFIG points at it meanwhile.
-class temp_config {
+/// The config file in a subdirectory that does not exist yet: `add` must create it.
+class temp_config : public dragonx::test::scoped_config_file {
 public:
-    temp_config()
-    {
-        char name[] = "/tmp/dragonx-config-test-XXXXXX";
-        REQUIRE(::mkdtemp(name) != nullptr);
-        dir_ = name;
-        if (const char* old = std::getenv("DRAGONX_CONFIG")) {
-            old_ = old;
-        }
-        ::setenv("DRAGONX_CONFIG", file().c_str(), 1);
-    }
-    temp_config(const temp_config&) = delete;
-    temp_config& operator=(const temp_config&) = delete;
-    ~temp_config()
-    {
-        if (old_) {
-            ::setenv("DRAGONX_CONFIG", old_->c_str(), 1);
-        } else {
-            ::unsetenv("DRAGONX_CONFIG");
-        }
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    [[nodiscard]] fs::path file() const { return dir_ / "sub" / "config"; }
-    [[nodiscard]] const fs::path& dir() const noexcept { return dir_; }
-
-private:
-    fs::path dir_;
-    std::optional<std::string> old_;
+    temp_config() : scoped_config_file("sub/config") {}
 };
 
 struct result {

@@ -37,40 +37,9 @@ static_assert(std::is_nothrow_destructible_v<rt::ofi_library>);
 
 namespace {
 
-/// Points DRAGONX_CONFIG at an empty temporary directory for the test's duration, so that the
-/// user's own `dragonx config` does not change what libfabric is loaded.
-class scoped_config {
-public:
-    scoped_config()
-    {
-        char templ[] = "/tmp/dragonx-ofi-test-XXXXXX";
-        REQUIRE(::mkdtemp(templ) != nullptr);
-        dir_ = templ;
-        const char* old = std::getenv("DRAGONX_CONFIG");
-        if (old != nullptr) {
-            old_ = old;
-        }
-        ::setenv("DRAGONX_CONFIG", (dir_ / "config").c_str(), 1);
-    }
-    scoped_config(const scoped_config&) = delete;
-    scoped_config& operator=(const scoped_config&) = delete;
-    ~scoped_config()
-    {
-        if (old_) {
-            ::setenv("DRAGONX_CONFIG", old_->c_str(), 1);
-        } else {
-            ::unsetenv("DRAGONX_CONFIG");
-        }
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    [[nodiscard]] const fs::path& dir() const noexcept { return dir_; }
-    void write(const std::string& text) const { std::ofstream(dir_ / "config") << text; }
-
-private:
-    fs::path dir_;
-    std::optional<std::string> old_;
-};
+/// DRAGONX_CONFIG in an empty temporary directory, so that the user's own `dragonx config`
+/// does not change what libfabric is loaded.
+using scoped_config = dragonx::test::scoped_config_file;
 
 /// Runs `io` until `done()` or `limit`; false on timeout.
 template <class Pred>
@@ -190,7 +159,7 @@ TEST_CASE("ofi library: a directory without libfabric is a clear error", "[ofi]"
     what.clear();
     CHECK(dragonx::test::errc_of([] { (void)rt::ofi_library::load_configured(); }, &what) ==
           dragonx::errc::no_transport);
-    CHECK(what.find((config.dir() / "config").string()) != std::string::npos);
+    CHECK(what.find(config.file().string()) != std::string::npos);
     const auto probe = rt::find_ofi_provider("");
     CHECK_FALSE(probe);
     CHECK(probe.problem.find("/nonexistent/dragonx-libfabric") != std::string::npos);
