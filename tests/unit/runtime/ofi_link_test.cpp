@@ -118,18 +118,26 @@ rt::ofi_link_options loopback(std::shared_ptr<const rt::ofi_library> lib)
     return {.library = std::move(lib), .provider = "tcp", .bind_address = "127.0.0.1"};
 }
 
-/// Two links of one run, nodes 0 and 1, on one io_context.
+/// Two links of one run, nodes 0 and 1, on one io_context, started and knowing each other;
+/// `options` is loopback(lib) as `adjust` changes it.
 struct link_pair {
     asio::io_context io;
     std::shared_ptr<const rt::ofi_library> lib = rt::ofi_library::load("");
     rt::run_secret secret = rt::make_secret();
-    std::unique_ptr<rt::peer_link> a = rt::make_ofi_link(io, secret, 0, loopback(lib));
-    std::unique_ptr<rt::peer_link> b = rt::make_ofi_link(io, secret, 1, loopback(lib));
+    rt::ofi_link_options options;
+    std::unique_ptr<rt::peer_link> a;
+    std::unique_ptr<rt::peer_link> b;
     inbox at_a;
     inbox at_b;
 
-    link_pair()
+    explicit link_pair(const std::function<void(rt::ofi_link_options&)>& adjust = {})
+        : options(loopback(lib))
     {
+        if (adjust) {
+            adjust(options);
+        }
+        a = rt::make_ofi_link(io, secret, 0, options);
+        b = rt::make_ofi_link(io, secret, 1, options);
         a->start(at_a.handlers());
         b->start(at_b.handlers());
         a->set_peers({a->address(), b->address()});
@@ -421,19 +429,8 @@ TEST_CASE("ofi link: sends to unknown or unreachable nodes are reported lost", "
 
 TEST_CASE("ofi link: after a node is lost, its new agent is heard both ways", "[ofi]")
 {
-    asio::io_context io;
-    const auto lib = rt::ofi_library::load("");
-    const auto secret = rt::make_secret();
-    auto options = loopback(lib);
-    options.unreachable_after = 1s;
-    auto a = rt::make_ofi_link(io, secret, 0, options);
-    auto b = rt::make_ofi_link(io, secret, 1, options);
-    inbox at_a;
-    inbox at_b;
-    a->start(at_a.handlers());
-    b->start(at_b.handlers());
-    a->set_peers({a->address(), b->address()});
-    b->set_peers({a->address(), b->address()});
+    link_pair pair([](rt::ofi_link_options& options) { options.unreachable_after = 1s; });
+    auto& [io, lib, secret, options, a, b, at_a, at_b] = pair;
     send_one(*a, 1, make_frame(0, 8));
     send_one(*b, 0, make_frame(0, 8));
     REQUIRE(run_until(io, [&] { return at_a.count == 1 && at_b.count == 1; }));
@@ -481,19 +478,8 @@ TEST_CASE("ofi link: after a node is lost, its new agent is heard both ways", "[
 
 TEST_CASE("ofi link: without a wait fd, polling still delivers", "[ofi]")
 {
-    asio::io_context io;
-    const auto lib = rt::ofi_library::load("");
-    const auto secret = rt::make_secret();
-    auto options = loopback(lib);
-    options.use_wait_fd = false;
-    auto a = rt::make_ofi_link(io, secret, 0, options);
-    auto b = rt::make_ofi_link(io, secret, 1, options);
-    inbox at_a;
-    inbox at_b;
-    a->start(at_a.handlers());
-    b->start(at_b.handlers());
-    a->set_peers({a->address(), b->address()});
-    b->set_peers({a->address(), b->address()});
+    link_pair pair([](rt::ofi_link_options& options) { options.use_wait_fd = false; });
+    auto& [io, lib, secret, options, a, b, at_a, at_b] = pair;
     for (std::uint64_t i = 0; i < 100; ++i) {
         send_one(*a, 1, make_frame(i, i % 2 == 0 ? 64 : 100000));
     }
