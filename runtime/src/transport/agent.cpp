@@ -89,14 +89,15 @@ op_result result_of(const std::exception& e)
     return op_result::error(errc::internal, e.what());
 }
 
-frame_header result_header(const frame_header& request, std::uint64_t id, const op_result& r)
+/// The header of the result of `request` (its id answered).
+frame_header result_header(const frame_header& request, const op_result& r)
 {
     frame_header h;
     h.kind = static_cast<std::uint8_t>(wire::frame_kind::result);
     h.op = request.op;
     h.event = request.event;
     h.code = static_cast<std::uint32_t>(r.code);
-    h.id = id;
+    h.id = request.id;
     h.value = r.value;
     h.payload_len = r.payload.size();
     return h;
@@ -291,11 +292,11 @@ struct transport_agent::impl {
     blocking_pool waiters;
 
     // ---- agent thread only -------------------------------------------------------------------
+    // A process's request forwarded to another node, under an id of this agent's.
     struct pending_op {
         std::weak_ptr<client_session> client;
-        std::uint64_t client_id;
         std::uint32_t node;
-        frame_header request;
+        frame_header request;  // as the process sent it (its id is the process's)
     };
     std::vector<std::string> names;
     bool have_nodes = false;
@@ -384,7 +385,7 @@ struct transport_agent::impl {
     void from_client(const std::shared_ptr<client_session>& client, const frame_view& f)
     {
         const auto reply = [client, request = f.header](const op_result& r) {
-            client->send_result(result_header(request, request.id, r), r.payload);
+            client->send_result(result_header(request, r), r.payload);
         };
         std::uint32_t node = 0;
         try {
@@ -406,7 +407,7 @@ struct transport_agent::impl {
                                                                  : "has not yet announced")));
         }
         const std::uint64_t id = next_id++;
-        pending.emplace(id, pending_op{client, f.header.id, node, f.header});
+        pending.emplace(id, pending_op{client, node, f.header});
         frame_header h = f.header;
         h.id = id;
         const std::span<const std::byte> parts[] = {
@@ -448,7 +449,7 @@ struct transport_agent::impl {
             gone = std::make_shared<std::atomic<bool>>(false);
         }
         perform(f, gone, [this, node, request = f.header](const op_result& r) {
-            const auto h = result_header(request, request.id, r);
+            const auto h = result_header(request, r);
             const std::span<const std::byte> parts[] = {wire::header_bytes(h), r.payload};
             if (!lost.contains(node)) {
                 link->send(node, parts);
@@ -467,7 +468,7 @@ struct transport_agent::impl {
         pending.erase(it);
         if (auto client = op.client.lock()) {
             frame_header h = f.header;
-            h.id = op.client_id;
+            h.id = op.request.id;
             client->send_result(h, f.payload);
         }
     }
@@ -492,7 +493,7 @@ struct transport_agent::impl {
             ++failed;
             if (auto client = it->second.client.lock()) {
                 const auto r = op_result::error(errc::peer_lost, text);
-                client->send_result(result_header(it->second.request, it->second.client_id, r),
+                client->send_result(result_header(it->second.request, r),
                                     r.payload);
             }
             it = pending.erase(it);

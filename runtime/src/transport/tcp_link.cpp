@@ -401,7 +401,9 @@ public:
             }
             at += p.size();
         }
-        connection_to(node)->push(std::move(frame));
+        if (const auto c = connection_to(node)) {
+            c->push(std::move(frame));
+        }
     }
 
     void close() override
@@ -419,17 +421,18 @@ public:
     }
 
 private:
+    // The connection to `node`, opened if there is none (or the last one failed); nullptr,
+    // with the node reported lost, when no address is known for it.
     std::shared_ptr<outgoing> connection_to(std::uint32_t node)
     {
+        if (node >= peers_.size() || peers_[node].empty()) {
+            st_->report_lost(node, "no address is known for it");
+            return nullptr;
+        }
         auto& c = out_[node];
         if (!c || c->dead()) {
             c = std::make_shared<outgoing>(st_, node);
-            if (node >= peers_.size() || peers_[node].empty()) {
-                // Started so that it fails through the one path that reports losses.
-                c->start("unknown:0");
-            } else {
-                c->start(peers_[node]);
-            }
+            c->start(peers_[node]);
         }
         return c;
     }
