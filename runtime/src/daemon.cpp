@@ -660,9 +660,6 @@ struct node_daemon::impl {
         }
         state = phase::tearing_down;
         exit_code = code;
-        if (agent) {
-            agent->run_ending();
-        }
         heartbeat_timer.cancel();
         start_head_timer.cancel();
         std::error_code ignored;

@@ -288,7 +288,6 @@ struct transport_agent::impl {
     std::string path;
     std::thread thread;
     const cancel_token stopping = std::make_shared<std::atomic<bool>>(false);
-    const cancel_token quiet = std::make_shared<std::atomic<bool>>(false);  // run ending
     blocking_pool waiters;
 
     // ---- agent thread only -------------------------------------------------------------------
@@ -479,7 +478,8 @@ struct transport_agent::impl {
             return;
         }
         // Peers go away at the end of every run: that matters only to operations under way,
-        // so it is a warning only when there are some (or while the run is not ending).
+        // so it is a warning only when there are some (the control plane reports a daemon
+        // lost during a run in any case).
         if (const auto it = peer_gone.find(node); it != peer_gone.end()) {
             it->second->store(true);
         }
@@ -498,7 +498,7 @@ struct transport_agent::impl {
             }
             it = pending.erase(it);
         }
-        logger().log(failed > 0 || !quiet->load() ? spdlog::level::warn : spdlog::level::debug,
+        logger().log(failed > 0 ? spdlog::level::warn : spdlog::level::debug,
                      "transport: {} lost ({} operations failed): {}", node_name(node), failed,
                      why);
     }
@@ -644,8 +644,6 @@ void transport_agent::set_nodes(std::vector<std::string> addresses,
         impl_->have_nodes = true;
     });
 }
-
-void transport_agent::run_ending() noexcept { impl_->quiet->store(true); }
 
 void transport_agent::node_lost(std::uint32_t node, const std::string& why)
 {

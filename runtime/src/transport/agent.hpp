@@ -69,9 +69,6 @@ public:
     void set_nodes(std::vector<std::string> addresses, std::vector<std::string> names);
     /// Declares `node` gone (the control plane saw its daemon die).
     void node_lost(std::uint32_t node, const std::string& why);
-    /// The run is being torn down: peers going away is expected from now on (logged at
-    /// debug level, not as warnings).
-    void run_ending() noexcept;
 
 private:
     struct impl;
