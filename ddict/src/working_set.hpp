@@ -1,0 +1,153 @@
+// working_set.hpp - one manager's shard: the checkpoints of its working set and the key/value
+// entries in them, with the checkpoint rules of spec/ddict.md §6.
+//
+// A manager keeps at most `size` consecutive checkpoints. A write for a newer checkpoint
+// advances the set, retiring the oldest checkpoint into its successor when the set is full,
+// if the wait_for_keys / wait_for_writers rules allow it. Reads scan from the reader's
+// checkpoint down to the oldest. Operations that cannot complete yet report `deferred`: the
+// manager queues them and calls them again after every write (see retry_needed()).
+//
+// Notes:
+// - Pure logic, no I/O and no threads: the manager's loop calls it; tests drive it directly.
+// - Entries are move-only handles on pool blocks. The working set owns the entries it stores;
+//   an entry superseded in the same checkpoint, popped, cleared or dropped at retirement is
+//   freed (its block goes back to the pool) unless handed back to the caller (pop).
+// - Fixes of the reference's quirks (spec §12): deletes always mask older versions (REC 4);
+//   the expected bytes of wait_for are kept (REC of §6.12).
+// - Not thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <dragonx/pool/pool.hpp>
+
+namespace dragonx::dict {
+
+using byte_view = std::span<const std::byte>;
+
+/// A stored key/value pair: one pool block holding the key bytes, then the value bytes right
+/// after them. (A put's block is the request message itself, so the key starts after the
+/// request header: key_offset says where.)
+class entry {
+public:
+    entry() = default;
+    entry(pool::allocation block, std::uint32_t key_offset, std::uint32_t key_size,
+          std::uint64_t value_size) noexcept
+        : block_(std::move(block)), key_offset_(key_offset), key_size_(key_size),
+          value_size_(value_size)
+    {
+    }
+    [[nodiscard]] byte_view key() const noexcept
+    {
+        return {block_.data() + key_offset_, key_size_};
+    }
+    [[nodiscard]] byte_view value() const noexcept
+    {
+        return {block_.data() + key_offset_ + key_size_, value_size_};
+    }
+    /// Pool bytes this entry holds (the block's capacity).
+    [[nodiscard]] std::uint64_t footprint() const noexcept { return block_ ? block_.capacity() : 0; }
+    [[nodiscard]] pool::allocation& block() noexcept { return block_; }
+    [[nodiscard]] const pool::allocation& block() const noexcept { return block_; }
+    [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(block_); }
+
+private:
+    pool::allocation block_;
+    std::uint32_t key_offset_ = 0;
+    std::uint32_t key_size_ = 0;
+    std::uint64_t value_size_ = 0;
+};
+
+struct working_set_options {
+    std::uint32_t size = 1;         // checkpoints kept, >= 1 (working_set_size)
+    bool wait_for_keys = false;     // needs size >= 2
+    bool wait_for_writers = false;  // needs size >= 2
+};
+
+/// How an operation ended.
+enum class outcome : std::uint8_t {
+    done,       // performed (for get: found)
+    not_found,  // get/pop: no visible value (and the rules say not to wait)
+    retired,    // the checkpoint is older than the oldest kept (errc::checkpoint_retired)
+    deferred,   // cannot complete yet: call again later (manager queues it)
+};
+
+using client_id = std::uint64_t;
+
+class working_set {
+public:
+    /// Throws errc::invalid_argument for size 0, or a wait flag with size 1.
+    explicit working_set(working_set_options options);
+    ~working_set();
+    working_set(working_set&&) noexcept;
+    working_set& operator=(working_set&&) noexcept;
+
+    [[nodiscard]] const working_set_options& options() const noexcept;
+    /// Ids of the oldest and newest checkpoints held (a fresh set: 0 and size-1).
+    [[nodiscard]] std::uint64_t oldest() const noexcept;
+    [[nodiscard]] std::uint64_t newest() const noexcept;
+
+    /// Stores `e` under its key at checkpoint `c` for `client` (§6.3): retired if c is too
+    /// old; deferred if c does not exist and the set cannot advance to it yet (e is then
+    /// left untouched in the caller's hands); done otherwise (e moved in; an older value of
+    /// the key in c is freed). `persist` marks the key persistent (only meaningful with
+    /// wait_for_keys, as pput).
+    outcome put(std::uint64_t c, client_id client, entry& e, bool persist);
+
+    /// The value visible at checkpoint `c` (§6.4). `found` is set when the outcome is done;
+    /// it stays valid until the next call that changes the set.
+    outcome get(std::uint64_t c, byte_view key, const entry** found) const;
+
+    /// Whether a value is visible at c without waiting (§6.5): never deferred.
+    [[nodiscard]] bool contains(std::uint64_t c, byte_view key) const;
+
+    /// Removes the key at checkpoint c for `client` (§6.8): done with `removed` holding the
+    /// entry it took out of c (or an empty entry when the visible value lives in an older
+    /// checkpoint and is only masked), not_found, retired or deferred. Masks older versions
+    /// whatever the mode.
+    outcome pop(std::uint64_t c, client_id client, byte_view key, entry& removed);
+
+    /// Number of keys visible at checkpoint c (§6.9: min(c, newest) when c is ahead).
+    [[nodiscard]] std::uint64_t size(std::uint64_t c) const;
+
+    /// Calls fn(entry) for every key visible at c (deferred-only values skipped), in no
+    /// particular order. fn must not change the set.
+    void for_each(std::uint64_t c, const std::function<void(const entry&)>& fn) const;
+
+    /// Removes every key visible at c for `client` (§6.10): done, retired or deferred.
+    outcome clear(std::uint64_t c, client_id client);
+
+    /// Makes checkpoint c exist if the rules allow (as a write at c would), for ops such as
+    /// fetch_add that must advance: done, retired or deferred.
+    outcome ensure(std::uint64_t c);
+
+    /// wait_for (§6.12): done if the key's value at c is exactly `expected`, else deferred
+    /// (retired if c is too old).
+    outcome value_is(std::uint64_t c, byte_view key, byte_view expected);
+
+    /// Entries stored in all checkpoints (a key held by two checkpoints counts twice), and
+    /// the pool bytes they hold.
+    [[nodiscard]] std::uint64_t entry_count() const noexcept;
+    [[nodiscard]] std::uint64_t stored_bytes() const noexcept;
+
+    /// Called with each checkpoint id as it retires (before its superseded entries are
+    /// freed); for persistence. Optional.
+    std::function<void(std::uint64_t retired_id)> on_retire;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace dragonx::dict
