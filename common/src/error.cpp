@@ -35,6 +35,7 @@ public:
         case errc::no_runtime: return "no dragonx runtime";
         case errc::peer_lost: return "peer lost";
         case errc::process_failed: return "process failed";
+        case errc::invalid_operation: return "invalid operation";
         }
         return "unknown dragonx error " + std::to_string(value);
     }

@@ -11,6 +11,7 @@
 #include <dragonx/common/deadline.hpp>
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/identity.hpp>
+#include <dragonx/ddict/ddict.hpp>
 #include <dragonx/policy/discovery.hpp>
 #include <dragonx/policy/evaluator.hpp>
 #include <dragonx/policy/policy.hpp>

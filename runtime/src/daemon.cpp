@@ -3,6 +3,7 @@
 
 #include <array>
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
@@ -566,6 +567,17 @@ struct node_daemon::impl {
         return env;
     }
 
+    // Where dragonx's own programs are (dragonx-ddict, ...): beside this daemon's executable.
+    static const std::string& program_directory()
+    {
+        static const std::string dir = [] {
+            std::error_code ec;
+            const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+            return ec ? std::string() : self.parent_path().string();
+        }();
+        return dir;
+    }
+
     std::vector<std::string> environment_for(const msg::spawn_process& r) const
     {
         auto env = base_environment;
@@ -579,6 +591,7 @@ struct node_daemon::impl {
         env["DRAGONX_NNODES"] = std::to_string(config.nnodes);
         env["DRAGONX_PUID"] = std::to_string(r.puid);
         env["DRAGONX_HOSTNAME"] = config.hostname;
+        env["DRAGONX_BINDIR"] = program_directory();
         layout l;
         l.gpus = r.where.gpus;
         l.vendor = static_cast<gpu_vendor>(r.where.gpu_vendor);

@@ -73,6 +73,7 @@ TEST_CASE("errc values keep their wire numbers", "[common][error]")
     CHECK(static_cast<int>(errc::no_runtime) == 21);
     CHECK(static_cast<int>(errc::peer_lost) == 22);
     CHECK(static_cast<int>(errc::process_failed) == 23);
+    CHECK(static_cast<int>(errc::invalid_operation) == 24);
 }
 
 TEST_CASE("dragonx::error is a std::system_error in the dragonx category", "[common][error]")
@@ -134,7 +135,7 @@ TEST_CASE("errc values have messages", "[common][error]")
     CHECK(dragonx::make_error_code(errc::internal).message() == "internal error");
     CHECK(dragonx::dragonx_category().message(999) == "unknown dragonx error 999");
 
-    for (int v = 0; v <= static_cast<int>(errc::process_failed); ++v) {
+    for (int v = 0; v <= static_cast<int>(errc::invalid_operation); ++v) {
         const std::string text = dragonx::dragonx_category().message(v);
         CAPTURE(v, text);
         CHECK_FALSE(text.empty());

@@ -38,6 +38,7 @@ enum class errc : int {
     no_runtime = 21,           // not running under `dragonx run`, or the runtime is gone
     peer_lost = 22,            // a daemon, launcher or connection died or stopped answering
     process_failed = 23,       // a managed process could not start, or exited with an error
+    invalid_operation = 24,    // not allowed in the object's state (writing a frozen ddict)
 };
 
 const std::error_category& dragonx_category() noexcept;

@@ -1,0 +1,1045 @@
+// client.cpp - see client.hpp. The session (one per attach or create) owns the connection:
+// this client's pool and reply channel, the manager channels attached so far, the tag
+// counter, and the batch in progress.
+#include <dragonx/ddict/client.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <random>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <dragonx/channels/channel.hpp>
+#include <dragonx/common/encoding.hpp>
+#include <dragonx/pool/pool.hpp>
+#include <dragonx/runtime/process.hpp>
+#include <dragonx/runtime/runtime.hpp>
+
+#include "protocol.hpp"
+
+namespace dragonx::dict {
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+// The client's pool holds its reply channel and the large replies (values up to 64 MiB go in
+// one block; buddy blocks round up to a power of two). Sparse: memory is used as it arrives.
+constexpr std::uint64_t client_pool_bytes = std::uint64_t{320} << 20;
+constexpr std::uint32_t reply_capacity = 256;
+constexpr std::uint32_t reply_block = 4096;
+// A batch sends a manager's records once they reach this many bytes.
+constexpr std::size_t batch_flush_bytes = 64 << 10;
+// How long a wait goes before checking that the peer it waits for is still alive.
+constexpr auto liveness_interval = 500ms;
+// Bring-up of a dictionary: the orchestrator starts every manager.
+constexpr auto create_timeout = 120s;
+
+std::uint64_t timeout_field(const deadline& until)
+{
+    const auto left = until.remaining();
+    if (!left) {
+        return no_timeout;
+    }
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(*left).count());
+}
+
+std::string random_name()
+{
+    static constexpr char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    std::random_device rd;
+    std::string s(10, 'a');
+    for (auto& c : s) {
+        c = alphabet[rd() % (sizeof alphabet - 1)];
+    }
+    return s;
+}
+
+std::string ddict_program()
+{
+    if (const char* exe = std::getenv("DRAGONX_DDICT_EXE"); exe != nullptr && *exe != '\0') {
+        return exe;
+    }
+    const char* dir = std::getenv("DRAGONX_BINDIR");
+    if (dir == nullptr || *dir == '\0') {
+        throw_error(errc::no_runtime,
+                    "creating a ddict needs the dragonx-ddict program: DRAGONX_BINDIR is not "
+                    "set (run under `dragonx run`, or set DRAGONX_DDICT_EXE)");
+    }
+    return std::string(dir) + "/dragonx-ddict";
+}
+
+[[noreturn]] void throw_status(const parsed_response& r, std::string_view what)
+{
+    throw_error(static_cast<errc>(r.header.status),
+                r.info.empty() ? fmt::format("ddict {} failed", what) : std::string(r.info));
+}
+
+}  // namespace
+
+// ---- session --------------------------------------------------------------------------------
+
+class session {
+public:
+    session()
+    {
+        auto& rt = runtime::current();
+        node_ = rt.node();
+        pool_ = pool::pool::create({.size = client_pool_bytes});
+        rt.register_shm(pool_.name());
+        reply_ = channels::channel::create(pool_, {.capacity = reply_capacity,
+                                                  .block_size = reply_block});
+        scratch_.resize(reply_block);
+    }
+
+    ~session()
+    {
+        try {
+            leave();
+        } catch (const std::exception& e) {
+            spdlog::warn("ddict {}: leaving: {}", desc_.name, e.what());
+        }
+    }
+
+    session(const session&) = delete;
+    session& operator=(const session&) = delete;
+
+    // ---- bring-up -----------------------------------------------------------------------
+
+    /// Creator: starts the orchestrator and waits for it to report every manager ready.
+    void create(const server_options& options)
+    {
+        process_template t;
+        t.exe = ddict_program();
+        t.args = {"orchestrator", base64url_encode(encode(options)), reply_.descriptor()};
+        t.where = policy{.placement_kind = placement::local};
+        orchestrator_ = process::start(t);
+        const auto until = deadline::after(create_timeout);
+        auto reply = await_one(1, until, [this] { check_orchestrator(); });
+        const auto r = parse_response(reply.bytes());
+        if (r.header.status != 0) {
+            throw_status(r, "create");
+        }
+        decoder in(r.body, "ddict creation reply");
+        descriptor_ = codec<std::string>::decode(in);
+        dir_ = codec<directory>::decode(in);
+        desc_ = decode_descriptor(descriptor_);
+        managers_.resize(dir_.managers.size());
+    }
+
+    /// Any client: asks the orchestrator named by the descriptor for the directory.
+    void attach(std::string_view descriptor, timeout limit)
+    {
+        desc_ = decode_descriptor(descriptor);
+        descriptor_ = descriptor;
+        auto orc = channels::channel::attach(desc_.orchestrator);
+        const auto until = deadline::after(limit);
+        send_orchestrator(orc, op::attach, 1, until);
+        auto reply = await_one(1, until, [this] { check_orchestrator(); });
+        const auto r = parse_response(reply.bytes());
+        if (r.header.status != 0) {
+            throw_status(r, "attach");
+        }
+        dir_ = decode<directory>(r.body, "ddict directory");
+        if (dir_.managers.size() != desc_.managers) {
+            throw_error(errc::malformed_message, "ddict directory: wrong number of managers");
+        }
+        managers_.resize(dir_.managers.size());
+    }
+
+    void destroy(timeout limit)
+    {
+        ensure_open();
+        const auto until = deadline::after(limit);
+        auto orc = channels::channel::attach(desc_.orchestrator);
+        const auto tag = next_tag();
+        send_orchestrator(orc, op::destroy, tag, until);
+        auto reply = await_one(tag, until, [this] { check_orchestrator(); });
+        const auto r = parse_response(reply.bytes());
+        if (r.header.status != 0) {
+            throw_status(r, "destroy");
+        }
+        if (orchestrator_) {
+            (void)orchestrator_->join(until.remaining().value_or(10s));
+        }
+        leave();
+    }
+
+    /// Says goodbye to the managers this session talked to and frees the reply channel and
+    /// pool. Idempotent.
+    void leave()
+    {
+        if (left_) {
+            return;
+        }
+        left_ = true;
+        for (std::size_t m = 0; m < managers_.size(); ++m) {
+            if (managers_[m]) {
+                request_header h{};
+                h.code = op::goodbye;
+                h.client = dir_.client_id;
+                try {
+                    (void)managers_[m].try_send(
+                        std::as_bytes(std::span(&h, 1)));  // best effort: it may be gone
+                } catch (const std::exception&) {
+                }
+            }
+        }
+        managers_.clear();
+        reply_ = {};
+        if (pool_) {
+            pool_.destroy();
+        }
+    }
+
+    // ---- requests -------------------------------------------------------------------------
+
+    std::uint64_t next_tag() noexcept { return ++tag_; }
+
+    [[nodiscard]] request_header header(op code, std::uint64_t checkpoint,
+                                        const deadline& until) noexcept
+    {
+        request_header h{};
+        h.code = code;
+        h.tag = next_tag();
+        h.client = dir_.client_id;
+        h.checkpoint = checkpoint;
+        h.timeout_us = timeout_field(until);
+        return h;
+    }
+
+    /// Sends a request to manager m: header, key, then the body (an encoder's output or
+    /// raw bytes). A large request to a manager on this node is written straight into a
+    /// block of the manager's pool, which becomes the stored entry: one copy in all.
+    void send(std::uint32_t m, request_header h, byte_view key, const encoder* value,
+              byte_view body, const deadline& until)
+    {
+        auto& ch = manager(m);
+        h.key_size = static_cast<std::uint32_t>(key.size());
+        const auto body_size = value != nullptr ? value->size() : body.size();
+        const auto n = request_size(key.size(), body_size);
+        const auto fill = [&](std::span<std::byte> out) {
+            const auto rest = write_request(out, h, key);
+            if (value != nullptr) {
+                value->write_to(rest);
+            } else if (!body.empty()) {
+                std::memcpy(rest.data(), body.data(), body.size());
+            }
+        };
+        if (n <= ch.block_size() || !ch.is_local()) {
+            out_.resize(n);
+            fill(out_);
+            send_bytes(m, ch, out_, until);
+            return;
+        }
+        auto block = ch.pool().try_allocate(n);
+        if (!block) {
+            throw_error(errc::ddict_full,
+                        fmt::format("ddict {}: manager {} has no room for a request of {} bytes",
+                                    desc_.name, m, n));
+        }
+        fill(block->bytes());
+        try {
+            ch.send(*block, until.remaining());
+        } catch (const error& e) {
+            rethrow_send_error(m, e);
+        }
+    }
+
+    void send_bytes(std::uint32_t m, channels::channel& ch, byte_view bytes,
+                    const deadline& until)
+    {
+        try {
+            if (!ch.try_send(bytes)) {
+                ch.send(bytes, until.remaining());
+            }
+        } catch (const error& e) {
+            rethrow_send_error(m, e);
+        }
+    }
+
+    [[noreturn]] void rethrow_send_error(std::uint32_t m, const error& e)
+    {
+        if (e.is(errc::timeout)) {
+            check_manager(m);
+            throw_error(errc::timeout,
+                        fmt::format("ddict {}: timed out sending to manager {} (node {}): its "
+                                    "queue stayed full",
+                                    desc_.name, m, dir_.managers[m].node));
+        }
+        if (e.is(errc::not_found)) {
+            throw_error(errc::peer_lost, fmt::format("ddict {}: manager {} is gone ({})",
+                                                     desc_.name, m, e.what()));
+        }
+        throw;
+    }
+
+    /// Waits for the reply with `tag` from manager m (replies with other tags are late
+    /// answers to abandoned requests: dropped). Throws on an error status.
+    channels::message call(std::uint32_t m, const request_header& h, const deadline& until,
+                           std::string_view what)
+    {
+        auto reply = await_one(h.tag, until, [this, m] { check_manager(m); });
+        const auto r = parse_response(reply.bytes());
+        if (r.header.status != 0) {
+            throw_status(r, what);
+        }
+        return reply;
+    }
+
+    /// Sends `h` to every manager in `targets` and calls on_reply(index, response) for each
+    /// reply. The first error status is thrown after every reply has arrived.
+    template <class OnReply>
+    void broadcast(const std::vector<std::uint32_t>& targets, request_header h, byte_view key,
+                   const encoder* value, const deadline& until, std::string_view what,
+                   OnReply&& on_reply)
+    {
+        std::vector<std::uint64_t> tags(targets.size());
+        for (std::size_t i = 0; i < targets.size(); ++i) {
+            h.tag = next_tag();
+            tags[i] = h.tag;
+            send(targets[i], h, key, value, {}, until);
+        }
+        std::optional<error> first;
+        std::size_t left = targets.size();
+        while (left > 0) {
+            auto reply = await_any(tags, until, [&] {
+                for (std::size_t i = 0; i < targets.size(); ++i) {
+                    if (tags[i] != 0) {
+                        check_manager(targets[i]);
+                    }
+                }
+            });
+            const auto r = parse_response(reply.bytes());
+            const auto i = static_cast<std::size_t>(
+                std::find(tags.begin(), tags.end(), r.header.tag) - tags.begin());
+            tags[i] = 0;
+            --left;
+            if (r.header.status != 0) {
+                if (!first) {
+                    first.emplace(static_cast<errc>(r.header.status),
+                                  r.info.empty() ? fmt::format("ddict {} failed", what)
+                                                 : std::string(r.info));
+                }
+                continue;
+            }
+            on_reply(i, r);
+        }
+        if (first) {
+            throw *first;
+        }
+    }
+
+    // ---- replies ----------------------------------------------------------------------------
+
+    template <class Check>
+    channels::message await_one(std::uint64_t tag, const deadline& until, Check&& check)
+    {
+        std::uint64_t tags[] = {tag};
+        return await_any(tags, until, check);
+    }
+
+    /// The next reply whose tag is one of `tags` (0 entries are ignored).
+    template <class Check>
+    channels::message await_any(std::span<const std::uint64_t> tags, const deadline& until,
+                                Check&& check)
+    {
+        ensure_open();
+        auto next_check = clock::now() + liveness_interval;
+        for (;;) {
+            if (auto msg = reply_.try_take(scratch_)) {
+                const auto r = parse_response(msg->bytes());
+                if (std::find(tags.begin(), tags.end(), r.header.tag) != tags.end() &&
+                    r.header.tag != 0) {
+                    return std::move(*msg);
+                }
+                continue;  // a late reply to a request given up on
+            }
+            const auto left = until.remaining();
+            if (left && left->count() == 0) {
+                throw_error(errc::timeout,
+                            fmt::format("ddict {}: no reply in time", desc_.name));
+            }
+            const auto slice = std::min<std::chrono::nanoseconds>(
+                left.value_or(liveness_interval), liveness_interval);
+            if (!reply_.poll(channels::poll_event::readable, slice) &&
+                clock::now() >= next_check) {
+                check();
+                next_check = clock::now() + liveness_interval;
+            }
+        }
+    }
+
+    void check_manager(std::uint32_t m)
+    {
+        const auto& info = dir_.managers[m];
+        if (!process_alive(info.puid)) {
+            throw_error(errc::peer_lost,
+                        fmt::format("ddict {}: manager {} (node {}, puid {}) is not running",
+                                    desc_.name, m, info.node, info.puid));
+        }
+    }
+
+    void check_orchestrator()
+    {
+        const auto puid = orchestrator_ ? orchestrator_->puid() : desc_.orchestrator_puid;
+        if (puid != 0 && !process_alive(puid)) {
+            std::string how;
+            if (orchestrator_) {
+                if (const auto code = orchestrator_->exit_code()) {
+                    how = fmt::format(" (it exited with code {})", *code);
+                }
+            }
+            throw_error(errc::peer_lost,
+                        fmt::format("ddict {}: its orchestrator (puid {}) is not running{}",
+                                    desc_.name.empty() ? "(new)" : desc_.name, puid, how));
+        }
+    }
+
+    static bool process_alive(std::uint64_t puid)
+    {
+        try {
+            return process::attach(puid).alive();
+        } catch (const error& e) {
+            if (e.is(errc::not_found)) {
+                return false;
+            }
+            throw;
+        }
+    }
+
+    // ---- managers ---------------------------------------------------------------------------
+
+    /// Manager m's request channel, attached and greeted (hello) on first use. The hello
+    /// needs no reply: the manager reads it before any later request of this client.
+    channels::channel& manager(std::uint32_t m)
+    {
+        ensure_open();
+        auto& ch = managers_.at(m);
+        if (!ch) {
+            ch = channels::channel::attach(dir_.managers[m].channel);
+            encoder out;
+            codec<hello_body>::encode({reply_.descriptor(), node_}, out);
+            request_header h{};
+            h.code = op::hello;
+            h.client = dir_.client_id;
+            std::vector<std::byte> msg(request_size(0, out.size()));
+            out.write_to(write_request(msg, h, {}));
+            ch.send(msg, 10s);
+        }
+        return ch;
+    }
+
+    void ensure_open() const
+    {
+        if (left_) {
+            throw_error(errc::invalid_operation,
+                        fmt::format("ddict {}: this client has detached", desc_.name));
+        }
+    }
+
+    void send_orchestrator(channels::channel& orc, op code, std::uint64_t tag,
+                           const deadline& until)
+    {
+        encoder out;
+        codec<orchestrator_request>::encode({reply_.descriptor()}, out);
+        request_header h{};
+        h.code = code;
+        h.tag = tag;
+        h.client = dir_.client_id;
+        h.timeout_us = timeout_field(until);
+        std::vector<std::byte> msg(request_size(0, out.size()));
+        out.write_to(write_request(msg, h, {}));
+        orc.send(msg, until.remaining());
+    }
+
+    // ---- state ------------------------------------------------------------------------------
+
+    std::uint32_t node_ = 0;
+    pool::pool pool_;
+    channels::channel reply_;
+    std::string descriptor_;
+    descriptor_body desc_;
+    directory dir_;
+    std::vector<channels::channel> managers_;
+    std::optional<process> orchestrator_;
+    std::vector<std::byte> scratch_;
+    std::vector<std::byte> out_;
+    std::uint64_t tag_ = 1;
+    bool left_ = false;
+
+    // The batch in progress: records per manager not sent yet, and records sent per manager.
+    struct batch_state {
+        bool active = false;
+        bool persist = false;
+        std::uint64_t id = 0;
+        std::vector<std::vector<std::byte>> pending;
+        std::vector<std::uint64_t> sent;
+        std::vector<bool> used;
+        std::uint64_t checkpoint = 0;
+    } batch_;
+};
+
+// ---- value_bytes ---------------------------------------------------------------------------
+
+struct value_bytes::holder {
+    channels::message message;
+};
+
+value_bytes::value_bytes() = default;
+value_bytes::~value_bytes() = default;
+value_bytes::value_bytes(value_bytes&&) noexcept = default;
+value_bytes& value_bytes::operator=(value_bytes&&) noexcept = default;
+
+// ---- listing ------------------------------------------------------------------------------
+
+struct listing::state {
+    std::shared_ptr<session> s;
+    std::vector<std::uint32_t> targets;
+    std::size_t at = 0;            // index into targets
+    std::uint64_t iteration = 0;   // the manager's id for this listing (0: not started)
+    std::uint64_t position = 0;    // where the next page starts
+    bool more = true;              // the current manager has more pages
+    std::uint16_t flags = 0;
+    std::uint64_t checkpoint = 0;
+    timeout limit;
+    channels::message page;
+    std::optional<decoder> in;
+};
+
+listing::listing(std::unique_ptr<state> s) noexcept : state_(std::move(s)) {}
+listing::listing(listing&&) noexcept = default;
+listing::~listing() = default;
+
+bool listing::next(byte_view& key, byte_view& value)
+{
+    auto& st = *state_;
+    for (;;) {
+        if (st.in && !st.in->at_end()) {
+            key = (st.flags & flag_list_keys) != 0 ? st.in->chunk() : byte_view{};
+            value = (st.flags & flag_list_values) != 0 ? st.in->chunk() : byte_view{};
+            return true;
+        }
+        st.in.reset();
+        if (!st.more) {
+            ++st.at;
+            st.iteration = 0;
+            st.position = 0;
+            st.more = true;
+        }
+        if (st.at >= st.targets.size()) {
+            return false;
+        }
+        const auto m = st.targets[st.at];
+        const auto until = deadline::after(st.limit);
+        auto h = st.s->header(op::list, st.checkpoint, until);
+        h.flags = st.flags;
+        h.arg = st.iteration;
+        h.arg2 = st.position;
+        st.s->send(m, h, {}, nullptr, {}, until);
+        st.page = st.s->call(m, h, until, "listing");
+        const auto r = parse_response(st.page.bytes());
+        st.iteration = r.header.aux;
+        st.position = r.header.value;
+        st.more = r.header.value != 0;
+        st.in.emplace(r.body, "ddict listing page");
+    }
+}
+
+// ---- client -------------------------------------------------------------------------------
+
+client::client(std::shared_ptr<session> s) : session_(std::move(s))
+{
+    checkpoint_ = session_->dir_.base_checkpoint;
+    if (session_->dir_.timeout_us == no_timeout) {
+        timeout_ = forever;
+    } else {
+        timeout_ = std::chrono::microseconds(session_->dir_.timeout_us);
+    }
+}
+
+client::~client() = default;
+
+client client::create(const ddict_options& o)
+{
+    auto& rt = runtime::current();
+    server_options so;
+    so.name = o.name.empty() ? random_name() : o.name;
+    if (!o.policies.empty()) {
+        if (o.managers_per_policy == 0) {
+            throw_error(errc::invalid_argument, "ddict: managers_per_policy must be at least 1");
+        }
+        for (const auto& p : o.policies) {
+            validate(p);
+            for (std::uint32_t i = 0; i < o.managers_per_policy; ++i) {
+                so.manager_policies.push_back(p);
+            }
+        }
+    } else {
+        if (o.managers_per_node == 0 || o.n_nodes == 0) {
+            throw_error(errc::invalid_argument,
+                        "ddict: managers_per_node and n_nodes must be at least 1");
+        }
+        if (o.n_nodes > rt.nnodes()) {
+            throw_error(errc::invalid_argument,
+                        fmt::format("ddict: n_nodes is {} but the run has {} node(s)", o.n_nodes,
+                                    rt.nnodes()));
+        }
+        for (std::uint32_t n = 0; n < o.n_nodes; ++n) {
+            for (std::uint32_t i = 0; i < o.managers_per_node; ++i) {
+                so.manager_policies.push_back(
+                    policy{.placement_kind = placement::host_id, .host_id = n});
+            }
+        }
+    }
+    so.managers = static_cast<std::uint32_t>(so.manager_policies.size());
+    if (o.working_set_size == 0) {
+        throw_error(errc::invalid_argument, "ddict: working_set_size must be at least 1");
+    }
+    if ((o.wait_for_keys || o.wait_for_writers) && o.working_set_size < 2) {
+        throw_error(errc::invalid_argument,
+                    "ddict: wait_for_keys and wait_for_writers need working_set_size >= 2");
+    }
+    if (!(o.full_threshold > 0 && o.full_threshold <= 1)) {
+        throw_error(errc::invalid_argument, "ddict: full_threshold must be in (0, 1]");
+    }
+    constexpr std::uint64_t min_share = 64 << 10;
+    if (o.total_mem / so.managers < min_share) {
+        throw_error(errc::invalid_argument,
+                    fmt::format("ddict: total_mem of {} bytes gives each of {} managers less "
+                                "than {} bytes",
+                                o.total_mem, so.managers, min_share));
+    }
+    if (o.timeout && o.timeout->count() < 0) {
+        throw_error(errc::invalid_argument, "ddict: negative timeout");
+    }
+    so.total_mem = o.total_mem;
+    so.working_set_size = o.working_set_size;
+    so.wait_for_keys = o.wait_for_keys;
+    so.wait_for_writers = o.wait_for_writers;
+    so.full_threshold = o.full_threshold;
+    so.timeout_us =
+        o.timeout ? static_cast<std::uint64_t>(
+                        std::chrono::duration_cast<std::chrono::microseconds>(*o.timeout).count())
+                  : no_timeout;
+
+    auto s = std::make_shared<session>();
+    s->create(so);
+    return client(std::move(s));
+}
+
+client client::attach(std::string_view descriptor, timeout limit)
+{
+    (void)decode_descriptor(descriptor);  // a malformed descriptor fails before any work
+    auto s = std::make_shared<session>();
+    s->attach(descriptor, limit);
+    return client(std::move(s));
+}
+
+std::string client::descriptor() const { return session_->descriptor_; }
+const std::string& client::name() const { return session_->dir_.name; }
+std::uint32_t client::managers() const
+{
+    return static_cast<std::uint32_t>(session_->dir_.managers.size());
+}
+
+client client::with_manager(std::uint32_t id) const
+{
+    if (id >= managers()) {
+        throw_error(errc::invalid_argument,
+                    fmt::format("ddict {}: no manager {} (it has {})", name(), id, managers()));
+    }
+    client c = *this;
+    c.chosen_ = id;
+    return c;
+}
+
+std::uint32_t client::which_manager(byte_view key) const
+{
+    return chosen_ ? *chosen_ : manager_of(key, managers());
+}
+
+std::uint32_t client::main_manager() const
+{
+    if (chosen_) {
+        return *chosen_;
+    }
+    const auto local = local_managers();
+    const auto id = session_->dir_.client_id;
+    if (!local.empty()) {
+        return local[id % local.size()];
+    }
+    return static_cast<std::uint32_t>(id % managers());
+}
+
+std::vector<std::uint32_t> client::local_managers() const
+{
+    std::vector<std::uint32_t> out;
+    for (const auto& m : session_->dir_.managers) {
+        if (m.node == session_->node_) {
+            out.push_back(m.id);
+        }
+    }
+    return out;
+}
+
+std::vector<std::uint32_t> client::manager_nodes() const
+{
+    std::vector<std::uint32_t> out;
+    for (const auto& m : session_->dir_.managers) {
+        out.push_back(m.node);
+    }
+    return out;
+}
+
+namespace {
+
+std::vector<std::uint32_t> all_or_chosen(const client& c)
+{
+    if (c.chosen_manager()) {
+        return {*c.chosen_manager()};
+    }
+    std::vector<std::uint32_t> all(c.managers());
+    for (std::uint32_t i = 0; i < all.size(); ++i) {
+        all[i] = i;
+    }
+    return all;
+}
+
+}  // namespace
+
+void client::put(byte_view key, const encoder& value, bool persist, timeout limit)
+{
+    if (session_->batch_.active) {
+        batch_put(key, value, persist, limit);
+        return;
+    }
+    const auto until = deadline::after(limit);
+    const auto m = which_manager(key);
+    auto h = session_->header(op::put, checkpoint_, until);
+    h.flags = persist ? flag_persist : 0;
+    session_->send(m, h, key, &value, {}, until);
+    (void)session_->call(m, h, until, "put");
+}
+
+std::optional<value_bytes> client::get(byte_view key, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto m = which_manager(key);
+    const auto h = session_->header(op::get, checkpoint_, until);
+    session_->send(m, h, key, nullptr, {}, until);
+    auto reply = session_->await_one(h.tag, until, [&] { session_->check_manager(m); });
+    const auto r = parse_response(reply.bytes());
+    if (r.header.status == static_cast<std::uint16_t>(errc::key_not_found)) {
+        return std::nullopt;
+    }
+    if (r.header.status != 0) {
+        throw_status(r, "get");
+    }
+    value_bytes v;
+    v.bytes_ = r.body;
+    v.holder_ = std::make_unique<value_bytes::holder>(value_bytes::holder{std::move(reply)});
+    return v;
+}
+
+bool client::contains(byte_view key, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto m = which_manager(key);
+    const auto h = session_->header(op::contains, checkpoint_, until);
+    session_->send(m, h, key, nullptr, {}, until);
+    const auto reply = session_->call(m, h, until, "contains");
+    return parse_response(reply.bytes()).header.value != 0;
+}
+
+std::optional<value_bytes> client::pop(byte_view key, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto m = which_manager(key);
+    const auto h = session_->header(op::pop, checkpoint_, until);
+    session_->send(m, h, key, nullptr, {}, until);
+    auto reply = session_->await_one(h.tag, until, [&] { session_->check_manager(m); });
+    const auto r = parse_response(reply.bytes());
+    if (r.header.status == static_cast<std::uint16_t>(errc::key_not_found)) {
+        return std::nullopt;
+    }
+    if (r.header.status != 0) {
+        throw_status(r, "pop");
+    }
+    value_bytes v;
+    v.bytes_ = r.body;
+    v.holder_ = std::make_unique<value_bytes::holder>(value_bytes::holder{std::move(reply)});
+    return v;
+}
+
+std::int64_t client::fetch_add(byte_view key, std::int64_t n, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto m = which_manager(key);
+    auto h = session_->header(op::fetch_add, checkpoint_, until);
+    h.arg = static_cast<std::uint64_t>(n);
+    session_->send(m, h, key, nullptr, {}, until);
+    const auto reply = session_->call(m, h, until, "fetch_add");
+    return static_cast<std::int64_t>(parse_response(reply.bytes()).header.value);
+}
+
+void client::wait_for(byte_view key, const encoder& value, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto m = which_manager(key);
+    const auto h = session_->header(op::wait_for, checkpoint_, until);
+    session_->send(m, h, key, &value, {}, until);
+    // The manager answers errc::timeout itself when the time is up; wait a little longer
+    // than that so its answer, not a local guess, decides.
+    const auto grace = limit ? deadline::after(*limit + 200ms) : until;
+    (void)session_->call(m, h, grace, "wait_for");
+}
+
+void client::bput(byte_view key, const encoder& value, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    auto h = session_->header(op::bput, checkpoint_, until);
+    session_->broadcast(all_or_chosen(*this), h, key, &value, until, "bput",
+                        [](std::size_t, const parsed_response&) {});
+}
+
+std::optional<value_bytes> client::bget(byte_view key, timeout limit)
+{
+    return with_manager(main_manager()).get(key, limit);
+}
+
+std::uint64_t client::size(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    std::uint64_t total = 0;
+    session_->broadcast(all_or_chosen(*this), session_->header(op::size, checkpoint_, until), {},
+                        nullptr, until, "size",
+                        [&](std::size_t, const parsed_response& r) { total += r.header.value; });
+    return total;
+}
+
+std::uint64_t client::local_size(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    std::uint64_t total = 0;
+    const auto targets = local_managers();
+    if (targets.empty()) {
+        return 0;
+    }
+    session_->broadcast(targets, session_->header(op::size, checkpoint_, until), {}, nullptr,
+                        until, "local size",
+                        [&](std::size_t, const parsed_response& r) { total += r.header.value; });
+    return total;
+}
+
+void client::clear(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    session_->broadcast(all_or_chosen(*this), session_->header(op::clear, checkpoint_, until),
+                        {}, nullptr, until, "clear", [](std::size_t, const parsed_response&) {});
+}
+
+listing client::list(bool keys, bool values, bool local_only, timeout limit)
+{
+    auto st = std::make_unique<listing::state>();
+    st->s = session_;
+    st->targets = local_only ? local_managers() : all_or_chosen(*this);
+    if (local_only && chosen_) {
+        st->targets.erase(std::remove_if(st->targets.begin(), st->targets.end(),
+                                         [&](std::uint32_t m) { return m != *chosen_; }),
+                          st->targets.end());
+    }
+    // No particular order: start at a different manager in each client to spread the load.
+    if (!st->targets.empty()) {
+        std::rotate(st->targets.begin(),
+                    st->targets.begin() +
+                        static_cast<std::ptrdiff_t>(session_->dir_.client_id % st->targets.size()),
+                    st->targets.end());
+    }
+    st->flags = static_cast<std::uint16_t>((keys ? flag_list_keys : 0) |
+                                           (values ? flag_list_values : 0));
+    st->checkpoint = checkpoint_;
+    st->limit = limit;
+    return listing(std::move(st));
+}
+
+void client::freeze(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    session_->broadcast(all_or_chosen(*this), session_->header(op::freeze, checkpoint_, until),
+                        {}, nullptr, until, "freeze", [](std::size_t, const parsed_response&) {});
+}
+
+void client::unfreeze(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    session_->broadcast(all_or_chosen(*this), session_->header(op::unfreeze, checkpoint_, until),
+                        {}, nullptr, until, "unfreeze",
+                        [](std::size_t, const parsed_response&) {});
+}
+
+bool client::is_frozen(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto m = main_manager();
+    const auto h = session_->header(op::is_frozen, checkpoint_, until);
+    session_->send(m, h, {}, nullptr, {}, until);
+    const auto reply = session_->call(m, h, until, "is_frozen");
+    return parse_response(reply.bytes()).header.value != 0;
+}
+
+std::vector<ddict_stats> client::stats(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto targets = all_or_chosen(*this);
+    std::vector<ddict_stats> out(targets.size());
+    session_->broadcast(targets, session_->header(op::stats, checkpoint_, until), {}, nullptr,
+                        until, "stats", [&](std::size_t i, const parsed_response& r) {
+                            out[i] = decode<ddict_stats>(r.body, "ddict stats");
+                        });
+    return out;
+}
+
+std::uint64_t client::newest_checkpoint(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    std::uint64_t newest = 0;
+    session_->broadcast(all_or_chosen(*this), session_->header(op::newest, checkpoint_, until),
+                        {}, nullptr, until, "newest checkpoint",
+                        [&](std::size_t, const parsed_response& r) {
+                            newest = std::max(newest, r.header.value);
+                        });
+    return newest;
+}
+
+// ---- batches -------------------------------------------------------------------------------
+
+void client::batch_begin(bool persist)
+{
+    auto& b = session_->batch_;
+    if (b.active) {
+        throw_error(errc::invalid_operation, "ddict: a batch is already in progress");
+    }
+    b = {};
+    b.active = true;
+    b.persist = persist;
+    b.id = session_->next_tag();
+    b.checkpoint = checkpoint_;
+    b.pending.resize(managers());
+    b.sent.assign(managers(), 0);
+    b.used.assign(managers(), false);
+}
+
+bool client::in_batch() const noexcept { return session_->batch_.active; }
+
+namespace {
+
+void flush_batch(session& s, std::uint32_t m, const deadline& until)
+{
+    auto& b = s.batch_;
+    auto& records = b.pending[m];
+    if (records.empty()) {
+        return;
+    }
+    auto h = s.header(op::batch_put, b.checkpoint, until);
+    h.arg = b.id;
+    s.send(m, h, {}, nullptr, records, until);
+    records.clear();
+}
+
+}  // namespace
+
+void client::batch_put(byte_view key, const encoder& value, bool persist, timeout limit)
+{
+    auto& b = session_->batch_;
+    if (!b.active) {
+        throw_error(errc::invalid_operation, "ddict: batch_put outside a batch");
+    }
+    if (persist != b.persist) {
+        throw_error(errc::invalid_operation,
+                    b.persist ? "ddict: a persistent batch takes pput only"
+                              : "ddict: a batch started without persist takes put only");
+    }
+    const auto m = which_manager(key);
+    auto& records = b.pending[m];
+    const batch_record_header rh{static_cast<std::uint32_t>(key.size()),
+                                 persist ? flag_persist : 0u, value.size()};
+    const auto at = records.size();
+    records.resize(at + sizeof rh + key.size() + value.size());
+    std::memcpy(records.data() + at, &rh, sizeof rh);
+    if (!key.empty()) {
+        std::memcpy(records.data() + at + sizeof rh, key.data(), key.size());
+    }
+    value.write_to(std::span(records).subspan(at + sizeof rh + key.size()));
+    ++b.sent[m];
+    b.used[m] = true;
+    if (records.size() >= batch_flush_bytes) {
+        flush_batch(*session_, m, deadline::after(limit));
+    }
+}
+
+void client::batch_end(timeout limit)
+{
+    auto& b = session_->batch_;
+    if (!b.active) {
+        throw_error(errc::invalid_operation, "ddict: batch_end without a batch");
+    }
+    b.active = false;
+    const auto until = deadline::after(limit);
+    std::vector<std::uint32_t> targets;
+    for (std::uint32_t m = 0; m < b.used.size(); ++m) {
+        if (b.used[m]) {
+            flush_batch(*session_, m, until);
+            targets.push_back(m);
+        }
+    }
+    // One batch_end per manager, each with that manager's count.
+    std::vector<std::uint64_t> tags(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        auto h = session_->header(op::batch_end, b.checkpoint, until);
+        h.arg = b.id;
+        h.arg2 = b.sent[targets[i]];
+        tags[i] = h.tag;
+        session_->send(targets[i], h, {}, nullptr, {}, until);
+    }
+    std::optional<error> first;
+    for (std::size_t left = targets.size(); left > 0; --left) {
+        auto reply = session_->await_any(tags, until, [&] {
+            for (std::size_t i = 0; i < targets.size(); ++i) {
+                if (tags[i] != 0) {
+                    session_->check_manager(targets[i]);
+                }
+            }
+        });
+        const auto r = parse_response(reply.bytes());
+        const auto i = static_cast<std::size_t>(
+            std::find(tags.begin(), tags.end(), r.header.tag) - tags.begin());
+        tags[i] = 0;
+        if (first) {
+            continue;
+        }
+        if (r.header.status != 0) {
+            first.emplace(static_cast<errc>(r.header.status), std::string(r.info));
+        } else if (r.header.value != b.sent[targets[i]]) {
+            first.emplace(errc::internal,
+                          fmt::format("ddict {}: manager {} stored {} of the batch's {} records",
+                                      name(), targets[i], r.header.value, b.sent[targets[i]]));
+        }
+    }
+    if (first) {
+        throw *first;
+    }
+}
+
+// ---- lifetime ----------------------------------------------------------------------------
+
+void client::detach() { session_->leave(); }
+
+void client::destroy(timeout limit) { session_->destroy(limit); }
+
+}  // namespace dragonx::dict

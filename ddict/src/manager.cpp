@@ -1,0 +1,632 @@
+// manager.cpp - see manager.hpp.
+#include "manager.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace dragonx::dict {
+
+namespace {
+
+using namespace std::chrono_literals;
+using clock = std::chrono::steady_clock;
+
+// Room in the pool besides the data share: the request channel and requests in flight.
+constexpr std::uint64_t pool_overhead = std::uint64_t{2} << 20;
+// How long a reply may wait for room in a client's reply channel before it is dropped.
+constexpr auto reply_patience = 1s;
+// A listing page holds about this many bytes (at least one entry).
+constexpr std::size_t page_bytes = 256 << 10;
+// Listings a client abandoned are dropped after this long unused.
+constexpr auto iteration_lifetime = 10min;
+
+// fetch_add values: codec<std::int64_t>'s encoding (one chunk of 8 bytes).
+constexpr std::size_t int64_encoding = 9;
+
+bool decode_int64(byte_view v, std::int64_t& out)
+{
+    if (v.size() != int64_encoding || v[0] != std::byte{8}) {
+        return false;
+    }
+    std::memcpy(&out, v.data() + 1, sizeof out);
+    return true;
+}
+
+void encode_int64(std::int64_t v, std::span<std::byte> out)
+{
+    out[0] = std::byte{8};
+    std::memcpy(out.data() + 1, &v, sizeof v);
+}
+
+}  // namespace
+
+manager::manager(const server_options& options, std::uint32_t id, std::uint32_t node,
+                 std::string hostname)
+    : options_(options),
+      id_(id),
+      node_(node),
+      hostname_(std::move(hostname)),
+      share_(options.total_mem / std::max<std::uint32_t>(options.managers, 1)),
+      set_({.size = options.working_set_size,
+            .wait_for_keys = options.wait_for_keys,
+            .wait_for_writers = options.wait_for_writers})
+{
+    pool_ = pool::pool::create({.size = share_ + pool_overhead});
+    requests_ = channels::channel::create(
+        pool_, {.capacity = manager_queue_capacity, .block_size = manager_queue_block});
+    scratch_.resize(manager_queue_block);
+}
+
+void manager::run()
+{
+    while (serve_one(1s)) {
+    }
+}
+
+bool manager::serve_one(std::chrono::nanoseconds limit)
+{
+    if (stopping_) {
+        return false;
+    }
+    auto msg = requests_.try_take(scratch_);
+    if (!msg) {
+        const auto wait = deferred_.empty() ? limit : std::min(limit, time_to_next_expiry());
+        if (requests_.poll(channels::poll_event::readable, wait)) {
+            msg = requests_.try_take(scratch_);
+        }
+    }
+    if (msg) {
+        handle(*msg);
+    }
+    if (!deferred_.empty()) {
+        expire_deferred();
+    }
+    return !stopping_;
+}
+
+void manager::handle(channels::message& msg)
+{
+    pending p;
+    try {
+        const auto r = parse_request(msg.bytes());
+        p.h = r.header;
+        p.key = r.key;
+        p.body = r.body;
+    } catch (const std::exception& e) {
+        spdlog::warn("ddict {} manager {}: dropped a request: {}", options_.name, id_, e.what());
+        return;
+    }
+    if (p.h.timeout_us != no_timeout) {
+        p.expires = clock::now() + std::chrono::microseconds(p.h.timeout_us);
+    }
+    try {
+        dispatch(p, msg);
+    } catch (const std::exception& e) {
+        reply_error(p.h, e);
+    }
+}
+
+void manager::dispatch(pending& p, channels::message& msg)
+{
+    switch (p.h.code) {
+    case op::hello: do_hello(p); return;
+    case op::goodbye:
+        clients_.erase(p.h.client);
+        std::erase_if(iterations_, [&](const auto& it) { return it.second.client == p.h.client; });
+        return;
+    case op::shutdown: stopping_ = true; return;
+    case op::put:
+    case op::bput:
+        check_writable();
+        p.value = make_entry(p, msg);
+        break;
+    case op::get:
+    case op::pop:
+    case op::clear:
+    case op::fetch_add:
+    case op::wait_for:
+        break;
+    case op::contains:
+        if (p.h.checkpoint < set_.oldest()) {
+            reply_outcome(p.h, outcome::retired);
+        } else {
+            reply(p.h, errc::ok, {}, set_.contains(p.h.checkpoint, p.key) ? 1 : 0);
+        }
+        return;
+    case op::size: reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint)); return;
+    case op::list: do_list(p); return;
+    case op::batch_put: do_batch_put(p); return;
+    case op::batch_end: do_batch_end(p); return;
+    case op::freeze: frozen_ = true; reply(p.h, errc::ok); return;
+    case op::unfreeze: frozen_ = false; reply(p.h, errc::ok); return;
+    case op::is_frozen: reply(p.h, errc::ok, {}, frozen_ ? 1 : 0); return;
+    case op::stats: do_stats(p); return;
+    case op::newest: reply(p.h, errc::ok, {}, set_.newest()); return;
+    default:
+        reply(p.h, errc::invalid_argument,
+              fmt::format("ddict manager {}: unknown request {}", id_,
+                          static_cast<unsigned>(p.h.code)));
+        return;
+    }
+    if (!attempt(p)) {
+        defer(std::move(p));
+    }
+}
+
+bool manager::attempt(pending& p)
+{
+    switch (p.h.code) {
+    case op::put: return do_put(p, (p.h.flags & flag_persist) != 0);
+    case op::bput: return do_put(p, false);
+    case op::get: return do_get(p);
+    case op::pop: return do_pop(p);
+    case op::clear: return do_clear(p);
+    case op::fetch_add: return do_fetch_add(p);
+    case op::wait_for: return do_wait_for(p);
+    default: return true;
+    }
+}
+
+// ---- key operations --------------------------------------------------------------------------
+
+bool manager::do_put(pending& p, bool persist)
+{
+    const auto o = set_.put(p.h.checkpoint, p.h.client, p.value, persist);
+    if (o == outcome::deferred) {
+        return false;
+    }
+    if (o == outcome::done) {
+        reply(p.h, errc::ok);
+        retry_deferred();
+    } else {
+        reply_outcome(p.h, o);
+    }
+    return true;
+}
+
+bool manager::do_get(pending& p)
+{
+    const entry* found = nullptr;
+    const auto o = set_.get(p.h.checkpoint, p.key, &found);
+    if (o == outcome::deferred) {
+        return false;
+    }
+    if (o == outcome::done) {
+        reply(p.h, errc::ok, {}, 0, 0, found->value());
+    } else {
+        reply_outcome(p.h, o);
+    }
+    return true;
+}
+
+bool manager::do_pop(pending& p)
+{
+    check_writable();
+    // Answer with the visible value first, then remove it (it may live in an older
+    // checkpoint, where pop only masks it).
+    const entry* found = nullptr;
+    const auto o = set_.get(p.h.checkpoint, p.key, &found);
+    if (o == outcome::deferred) {
+        return false;
+    }
+    if (o != outcome::done) {
+        reply_outcome(p.h, o);
+        return true;
+    }
+    entry removed;
+    const auto popped = set_.pop(p.h.checkpoint, p.h.client, p.key, removed);
+    if (popped == outcome::deferred) {
+        return false;
+    }
+    if (popped != outcome::done) {
+        reply_outcome(p.h, popped);
+        return true;
+    }
+    reply(p.h, errc::ok, {}, 0, 0, removed ? removed.value() : found->value());
+    retry_deferred();
+    return true;
+}
+
+bool manager::do_clear(pending& p)
+{
+    check_writable();
+    const auto o = set_.clear(p.h.checkpoint, p.h.client);
+    if (o == outcome::deferred) {
+        return false;
+    }
+    if (o == outcome::done) {
+        reply(p.h, errc::ok);
+        retry_deferred();
+    } else {
+        reply_outcome(p.h, o);
+    }
+    return true;
+}
+
+bool manager::do_fetch_add(pending& p)
+{
+    check_writable();
+    const auto ready = set_.ensure(p.h.checkpoint);
+    if (ready == outcome::deferred) {
+        return false;
+    }
+    if (ready != outcome::done) {
+        reply_outcome(p.h, ready);
+        return true;
+    }
+    std::int64_t old = 0;
+    const entry* found = nullptr;
+    if (set_.get(p.h.checkpoint, p.key, &found) == outcome::done &&
+        !decode_int64(found->value(), old)) {
+        throw_error(errc::invalid_operation,
+                    fmt::format("ddict fetch_add: the key's value is {} bytes, not an int64",
+                                found->value().size()));
+    }
+    std::array<std::byte, int64_encoding> value{};
+    encode_int64(old + static_cast<std::int64_t>(p.h.arg), value);
+    check_room(p.key.size() + value.size());
+    auto e = copy_entry(p.key, value);
+    const auto o = set_.put(p.h.checkpoint, p.h.client, e, true);
+    if (o != outcome::done) {
+        reply_outcome(p.h, o == outcome::deferred ? outcome::retired : o);
+        return true;
+    }
+    reply(p.h, errc::ok, {}, static_cast<std::uint64_t>(old));
+    retry_deferred();
+    return true;
+}
+
+bool manager::do_wait_for(pending& p)
+{
+    const auto o = set_.value_is(p.h.checkpoint, p.key, p.body);
+    if (o == outcome::deferred) {
+        return false;
+    }
+    if (o == outcome::done) {
+        reply(p.h, errc::ok);
+    } else {
+        reply_outcome(p.h, o);
+    }
+    return true;
+}
+
+// ---- deferred requests ------------------------------------------------------------------------
+
+void manager::defer(pending&& p)
+{
+    p.owned_key.assign(p.key.begin(), p.key.end());
+    p.key = p.owned_key;
+    if (p.h.code == op::wait_for) {
+        p.owned_body.assign(p.body.begin(), p.body.end());
+    }
+    p.body = p.owned_body;
+    deferred_.push_back(std::move(p));
+    // The vectors moved with it, and their buffers with them: the views stay valid.
+}
+
+void manager::retry_deferred()
+{
+    // A finished request may unblock another: go round until a pass finishes none.
+    bool progress = true;
+    while (progress && !deferred_.empty()) {
+        progress = false;
+        for (auto it = deferred_.begin(); it != deferred_.end();) {
+            bool finished = true;
+            try {
+                finished = attempt(*it);
+            } catch (const std::exception& e) {
+                reply_error(it->h, e);
+            }
+            if (finished) {
+                it = deferred_.erase(it);
+                progress = true;
+            } else {
+                ++it;
+            }
+        }
+    }
+}
+
+void manager::expire_deferred()
+{
+    const auto now = clock::now();
+    for (auto it = deferred_.begin(); it != deferred_.end();) {
+        if (it->expires <= now) {
+            reply(it->h, errc::timeout,
+                  fmt::format("ddict {}: manager {} could not complete the request in time "
+                              "(checkpoint {})",
+                              options_.name, id_, it->h.checkpoint));
+            it = deferred_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+std::chrono::nanoseconds manager::time_to_next_expiry() const
+{
+    auto next = clock::time_point::max();
+    for (const auto& p : deferred_) {
+        next = std::min(next, p.expires);
+    }
+    if (next == clock::time_point::max()) {
+        return std::chrono::hours(1);
+    }
+    return std::max<std::chrono::nanoseconds>(next - clock::now(), std::chrono::nanoseconds(0));
+}
+
+// ---- other requests ----------------------------------------------------------------------------
+
+void manager::do_hello(const pending& p)
+{
+    const auto hello = decode<hello_body>(p.body, "ddict hello");
+    clients_[p.h.client] = {channels::channel::attach(hello.reply_channel)};
+}
+
+void manager::do_list(const pending& p)
+{
+    // A listing works on a snapshot of the keys taken by its first page; values are read as
+    // each page is made (keys removed since are skipped).
+    std::uint64_t id = p.h.arg;
+    if (id == 0) {
+        id = next_iteration_++;
+        auto& it = iterations_[id];
+        it.client = p.h.client;
+        set_.for_each(p.h.checkpoint, [&](const entry& e) {
+            it.keys.emplace_back(e.key().begin(), e.key().end());
+        });
+    }
+    const auto found = iterations_.find(id);
+    if (found == iterations_.end() || found->second.client != p.h.client) {
+        reply(p.h, errc::not_found,
+              fmt::format("ddict manager {}: no listing {} (it expired)", id_, id));
+        return;
+    }
+    auto& it = found->second;
+    it.last_used = clock::now();
+    const bool with_keys = (p.h.flags & flag_list_keys) != 0;
+    const bool with_values = (p.h.flags & flag_list_values) != 0;
+    encoder page;
+    std::uint64_t pos = p.h.arg2;
+    std::size_t bytes = 0;
+    for (; pos < it.keys.size() && (bytes < page_bytes || page.chunk_count() == 0); ++pos) {
+        const auto& key = it.keys[pos];
+        const entry* e = nullptr;
+        if (with_values && set_.get(p.h.checkpoint, key, &e) != outcome::done) {
+            continue;
+        }
+        if (with_keys) {
+            page.chunk_view(key);
+            bytes += key.size();
+        }
+        if (with_values) {
+            page.chunk_view(e->value());
+            bytes += e->value().size();
+        }
+    }
+    const bool done = pos >= it.keys.size();
+    const auto body = page.to_bytes();
+    reply(p.h, errc::ok, {}, done ? 0 : pos, id, body);
+    if (done) {
+        iterations_.erase(found);
+    }
+    // Drop listings their clients abandoned.
+    const auto now = clock::now();
+    std::erase_if(iterations_,
+                  [&](const auto& kv) { return now - kv.second.last_used > iteration_lifetime; });
+}
+
+void manager::do_batch_put(const pending& p)
+{
+    auto& b = batches_[{p.h.client, p.h.arg}];
+    auto rest = p.body;
+    while (!rest.empty()) {
+        batch_record_header rh{};
+        if (rest.size() < sizeof rh) {
+            throw_error(errc::malformed_message, "ddict batch: truncated record header");
+        }
+        std::memcpy(&rh, rest.data(), sizeof rh);
+        rest = rest.subspan(sizeof rh);
+        if (rh.key_size > rest.size() || rh.value_size > rest.size() - rh.key_size) {
+            throw_error(errc::malformed_message, "ddict batch: a record overruns the message");
+        }
+        const auto key = rest.first(rh.key_size);
+        const auto value = rest.subspan(rh.key_size, rh.value_size);
+        rest = rest.subspan(rh.key_size + rh.value_size);
+        if (b.status != 0) {
+            continue;  // after an error the rest of the batch is discarded
+        }
+        try {
+            check_writable();
+            check_room(key.size() + value.size());
+            auto e = copy_entry(key, value);
+            const auto o = set_.put(p.h.checkpoint, p.h.client, e, (rh.flags & flag_persist) != 0);
+            if (o == outcome::retired) {
+                throw_error(errc::checkpoint_retired,
+                            fmt::format("ddict batch: checkpoint {} is retired on manager {}",
+                                        p.h.checkpoint, id_));
+            }
+            if (o == outcome::deferred) {
+                throw_error(errc::invalid_operation,
+                            fmt::format("ddict batch: checkpoint {} cannot be created on manager "
+                                        "{} yet (a batch never waits)",
+                                        p.h.checkpoint, id_));
+            }
+            ++b.stored;
+        } catch (const error& e) {
+            b.status = static_cast<std::uint16_t>(e.code().value());
+            b.info = e.what();
+        }
+    }
+    retry_deferred();
+}
+
+void manager::do_batch_end(const pending& p)
+{
+    const auto found = batches_.find({p.h.client, p.h.arg});
+    if (found == batches_.end()) {
+        // Records of an empty batch never came: nothing stored.
+        reply(p.h, errc::ok, {}, 0);
+        return;
+    }
+    const auto b = std::move(found->second);
+    batches_.erase(found);
+    reply(p.h, static_cast<errc>(b.status), b.info, b.stored);
+}
+
+void manager::do_stats(const pending& p)
+{
+    ddict_stats s;
+    s.manager_id = id_;
+    s.node = node_;
+    s.hostname = hostname_;
+    s.total_bytes = share_;
+    s.used_bytes = set_.stored_bytes();
+    s.free_bytes = share_ > s.used_bytes ? share_ - s.used_bytes : 0;
+    s.utilization = share_ == 0 ? 0 : static_cast<double>(s.used_bytes) / static_cast<double>(share_);
+    s.num_keys = set_.entry_count();
+    s.pool_free_bytes = pool_.stats().free_bytes;
+    const auto body = encode(s);
+    reply(p.h, errc::ok, {}, 0, 0, body);
+}
+
+// ---- entries -------------------------------------------------------------------------------------
+
+void manager::check_writable() const
+{
+    if (frozen_) {
+        throw_error(errc::invalid_operation,
+                    fmt::format("ddict {} is frozen: writes are refused (unfreeze it first)",
+                                options_.name));
+    }
+}
+
+void manager::check_room(std::uint64_t more) const
+{
+    const auto limit = static_cast<double>(share_) * options_.full_threshold;
+    if (static_cast<double>(set_.stored_bytes() + more) > limit) {
+        throw_error(errc::ddict_full,
+                    fmt::format("ddict {}: manager {} is full ({} of {} bytes used, threshold "
+                                "{:.0f}%)",
+                                options_.name, id_, set_.stored_bytes(), share_,
+                                options_.full_threshold * 100));
+    }
+}
+
+entry manager::copy_entry(byte_view key, byte_view value)
+{
+    auto block = pool_.try_allocate(std::max<std::uint64_t>(key.size() + value.size(), 1));
+    if (!block) {
+        throw_error(errc::ddict_full,
+                    fmt::format("ddict {}: manager {} has no block of {} bytes free",
+                                options_.name, id_, key.size() + value.size()));
+    }
+    std::memcpy(block->data(), key.data(), key.size());
+    if (!value.empty()) {
+        std::memcpy(block->data() + key.size(), value.data(), value.size());
+    }
+    return entry(std::move(*block), 0, static_cast<std::uint32_t>(key.size()), value.size());
+}
+
+entry manager::make_entry(pending& p, channels::message& msg)
+{
+    if (p.key.empty()) {
+        throw_error(errc::invalid_argument, "ddict put: empty key");
+    }
+    auto& block = msg.block();
+    if (block && pool_.contains(block)) {
+        check_room(block.capacity());
+        const auto key_offset = static_cast<std::uint32_t>(p.key.data() - block.data());
+        return entry(std::move(block), key_offset, static_cast<std::uint32_t>(p.key.size()),
+                     p.body.size());
+    }
+    check_room(p.key.size() + p.body.size());
+    return copy_entry(p.key, p.body);
+}
+
+// ---- replies ----------------------------------------------------------------------------------
+
+void manager::reply(const request_header& h, errc status, std::string_view info,
+                    std::uint64_t value, std::uint64_t aux, byte_view body)
+{
+    const auto link = clients_.find(h.client);
+    if (link == clients_.end()) {
+        spdlog::debug("ddict manager {}: no reply channel for client {}", id_, h.client);
+        return;
+    }
+    auto& ch = link->second.reply;
+    response_header rh{};
+    rh.code = h.code;
+    rh.status = static_cast<std::uint16_t>(status);
+    rh.info_size = static_cast<std::uint32_t>(info.size());
+    rh.tag = h.tag;
+    rh.value = value;
+    rh.aux = aux;
+    const auto n = sizeof rh + info.size() + body.size();
+    const auto fill = [&](std::byte* out) {
+        std::memcpy(out, &rh, sizeof rh);
+        std::memcpy(out + sizeof rh, info.data(), info.size());
+        if (!body.empty()) {
+            std::memcpy(out + sizeof rh + info.size(), body.data(), body.size());
+        }
+    };
+    try {
+        if (n <= ch.block_size() || !ch.is_local()) {
+            out_.resize(n);
+            fill(out_.data());
+            if (!ch.try_send(out_)) {
+                ch.send(out_, reply_patience);
+            }
+            return;
+        }
+        // A large reply goes straight into a block of the client's pool.
+        auto block = ch.pool().try_allocate(n);
+        if (!block) {
+            block = ch.pool().allocate(n, reply_patience);
+        }
+        fill(block->data());
+        ch.send(*block, reply_patience);
+    } catch (const error& e) {
+        if (e.is(errc::not_found) || e.is(errc::peer_lost)) {
+            clients_.erase(link);  // the client is gone
+            return;
+        }
+        spdlog::warn("ddict {} manager {}: reply to client {} dropped: {}", options_.name, id_,
+                     h.client, e.what());
+        if (status == errc::ok && !body.empty()) {
+            // Tell the client why its value did not come.
+            reply(h, e.code().value() == static_cast<int>(errc::timeout) ? errc::timeout
+                                                                           : errc::message_too_large,
+                  fmt::format("ddict manager {}: the reply of {} bytes could not be delivered: {}",
+                              id_, n, e.what()));
+        }
+    }
+}
+
+void manager::reply_error(const request_header& h, const std::exception& e)
+{
+    if (const auto* de = dynamic_cast<const error*>(&e);
+        de != nullptr && &de->code().category() == &dragonx_category()) {
+        reply(h, static_cast<errc>(de->code().value()), de->what());
+        return;
+    }
+    reply(h, errc::internal, fmt::format("ddict manager {}: {}", id_, e.what()));
+}
+
+void manager::reply_outcome(const request_header& h, outcome o)
+{
+    switch (o) {
+    case outcome::not_found: reply(h, errc::key_not_found, "key not found"); return;
+    case outcome::retired:
+        reply(h, errc::checkpoint_retired,
+              fmt::format("ddict {}: checkpoint {} is retired on manager {} (oldest kept: {})",
+                          options_.name, h.checkpoint, id_, set_.oldest()));
+        return;
+    default: reply(h, errc::ok); return;
+    }
+}
+
+}  // namespace dragonx::dict

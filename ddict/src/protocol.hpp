@@ -1,0 +1,221 @@
+// protocol.hpp - the messages between DDict clients, managers and the orchestrator.
+//
+// Every message is one channel message: a fixed header, then op-specific bytes.
+//
+//   request  = request_header, key (key_size bytes), body (the rest)
+//   response = response_header, info (info_size bytes: an error's text), body (the rest)
+//
+// Requests go to the receiver's request channel (a manager's or the orchestrator's); every
+// response goes to the reply channel the client registered (hello) or named in the request
+// body (orchestrator ops), and carries the request's tag. A client discards responses whose
+// tag it no longer waits for (late replies to requests that timed out).
+//
+// Bodies:
+// - put, pput, bput, wait_for: the value's bytes (its codec encoding), stored as they come.
+//   The stored entry is the request message itself when it arrives in a pool block.
+// - batch_put: records, each a batch_record_header then key and value bytes.
+// - control ops (hello, attach, stats, manager_ready, listings): a codec-encoded struct below.
+//
+// Notes:
+// - Decoding never trusts sizes: parse_request/parse_response check every length against
+//   the message and throw errc::malformed_message; a manager drops such a message (it cannot
+//   know whom to answer) and carries on.
+// - Numbers are in host byte order: every node of a run has the same architecture.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <dragonx/common/codec.hpp>
+#include <dragonx/common/error.hpp>
+#include <dragonx/ddict/client.hpp>
+#include <dragonx/policy/policy.hpp>
+
+namespace dragonx::dict {
+
+using byte_view = std::span<const std::byte>;
+
+enum class op : std::uint16_t {
+    // client -> manager
+    hello = 1,       // body: hello_body. Registers the client's reply channel.
+    goodbye = 2,     // the client leaves: drop its reply channel and iterations (no reply)
+    put = 3,         // flags: persist. Body: value.
+    get = 4,         // reply body: the value
+    contains = 5,    // reply value: 1 or 0
+    pop = 6,         // reply body: the value
+    size = 7,        // reply value: keys visible at the checkpoint (flags: local only)
+    clear = 8,
+    list = 9,        // keys/values/items, paged: arg = iteration id (0: new), arg2 = position;
+                     // flags: list_keys | list_values. Reply: value = next position (0: done),
+                     // aux = iteration id, body: the page (codec chunks)
+    fetch_add = 10,  // arg = the addend (int64). Reply value: the old value
+    wait_for = 11,   // body: the expected value; replies once the key holds it
+    bput = 12,       // a put of a non-persistent copy on every manager
+    batch_put = 13,  // arg = batch id. Body: records. No reply
+    batch_end = 14,  // arg = batch id, arg2 = records sent. Reply: value = records stored
+    freeze = 15,
+    unfreeze = 16,
+    is_frozen = 17,  // reply value: 1 or 0
+    stats = 18,      // reply body: ddict_stats
+    newest = 19,     // reply value: the newest checkpoint id
+    // orchestrator -> manager
+    shutdown = 40,
+    // manager -> orchestrator
+    manager_ready = 41,  // body: manager_info (or, with an error status, why it failed)
+    // client -> orchestrator (body: orchestrator_request)
+    attach = 60,   // reply body: directory
+    destroy = 61,  // reply when every manager has stopped
+};
+
+/// Request flags.
+inline constexpr std::uint16_t flag_persist = 1;      // put: pput (a persistent key)
+inline constexpr std::uint16_t flag_list_keys = 2;    // list: pages carry keys
+inline constexpr std::uint16_t flag_list_values = 4;  // list: pages carry values
+
+/// The timeout field's value for "no timeout".
+inline constexpr std::uint64_t no_timeout = ~std::uint64_t{0};
+
+struct request_header {
+    op code;
+    std::uint16_t flags;
+    std::uint32_t key_size;
+    std::uint64_t tag;
+    std::uint64_t client;
+    std::uint64_t checkpoint;
+    std::uint64_t arg;
+    std::uint64_t arg2;
+    std::uint64_t timeout_us;  // how long the manager may keep the request waiting
+};
+static_assert(sizeof(request_header) == 56);
+
+struct response_header {
+    op code;
+    std::uint16_t status;  // dragonx::errc
+    std::uint32_t info_size;
+    std::uint64_t tag;
+    std::uint64_t value;
+    std::uint64_t aux;
+};
+static_assert(sizeof(response_header) == 32);
+
+/// A record of a batch_put body.
+struct batch_record_header {
+    std::uint32_t key_size;
+    std::uint32_t flags;  // flag_persist
+    std::uint64_t value_size;
+};
+static_assert(sizeof(batch_record_header) == 16);
+
+struct parsed_request {
+    request_header header;
+    byte_view key;
+    byte_view body;
+};
+
+struct parsed_response {
+    response_header header;
+    std::string_view info;
+    byte_view body;
+};
+
+/// Splits a request; throws errc::malformed_message if it is too short or its key overruns.
+[[nodiscard]] parsed_request parse_request(byte_view message);
+/// Splits a response; throws errc::malformed_message.
+[[nodiscard]] parsed_response parse_response(byte_view message);
+
+/// Bytes of a request with this key and body.
+[[nodiscard]] inline std::size_t request_size(std::size_t key, std::size_t body) noexcept
+{
+    return sizeof(request_header) + key + body;
+}
+
+/// Writes header and key at the start of `out` (which has request_size(key, body) bytes)
+/// and returns the part where the body goes.
+std::span<std::byte> write_request(std::span<std::byte> out, const request_header& h,
+                                   byte_view key);
+
+// ---- control bodies (codec-encoded) ---------------------------------------------------
+
+struct hello_body {
+    std::string reply_channel;  // descriptor of the client's reply channel
+    std::uint32_t node = 0;     // the client's node
+    static auto fields(auto& self) { return std::tie(self.reply_channel, self.node); }
+};
+
+/// A manager as clients see it.
+struct manager_info {
+    std::uint32_t id = 0;
+    std::string channel;  // descriptor of its request channel
+    std::uint32_t node = 0;
+    std::uint64_t puid = 0;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.id, self.channel, self.node, self.puid);
+    }
+};
+
+/// What a client learns when it attaches: everything it needs to talk to managers.
+struct directory {
+    std::string name;
+    std::uint64_t client_id = 0;
+    std::uint64_t timeout_us = no_timeout;  // the dictionary's default client timeout
+    std::uint64_t base_checkpoint = 0;      // where new clients start
+    std::vector<manager_info> managers;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.name, self.client_id, self.timeout_us, self.base_checkpoint,
+                        self.managers);
+    }
+};
+
+/// The body of every client -> orchestrator request.
+struct orchestrator_request {
+    std::string reply_channel;
+    static auto fields(auto& self) { return std::tie(self.reply_channel); }
+};
+
+/// The dictionary's creation options as the orchestrator and managers get them.
+struct server_options {
+    std::string name;
+    std::uint32_t managers = 1;
+    std::uint64_t total_mem = 0;
+    std::uint32_t working_set_size = 1;
+    bool wait_for_keys = false;
+    bool wait_for_writers = false;
+    double full_threshold = 0.9;
+    std::uint64_t timeout_us = no_timeout;
+    std::vector<policy> manager_policies;  // where each manager goes, one per manager
+    static auto fields(auto& self)
+    {
+        return std::tie(self.name, self.managers, self.total_mem, self.working_set_size,
+                        self.wait_for_keys, self.wait_for_writers, self.full_threshold,
+                        self.timeout_us, self.manager_policies);
+    }
+};
+
+/// What a descriptor carries.
+struct descriptor_body {
+    std::string name;
+    std::string orchestrator;  // its request channel
+    std::uint64_t orchestrator_puid = 0;
+    std::uint32_t managers = 0;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.name, self.orchestrator, self.orchestrator_puid, self.managers);
+    }
+};
+
+/// "dxdict1:" + base64url(codec(descriptor_body)).
+[[nodiscard]] std::string encode_descriptor(const descriptor_body& d);
+/// Throws errc::malformed_descriptor, naming what is wrong.
+[[nodiscard]] descriptor_body decode_descriptor(std::string_view text);
+
+/// The manager a key goes to: xxHash3 of the key bytes modulo the number of managers.
+[[nodiscard]] std::uint32_t manager_of(byte_view key, std::uint32_t managers) noexcept;
+
+}  // namespace dragonx::dict

@@ -1,0 +1,53 @@
+// ddict_test.cpp - integration: the distributed dictionary under `dragonx run`, on one node
+// and across three virtual nodes, with clients in separate processes (programs/ddict_check).
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace dragonx::integration;
+
+namespace {
+
+outcome run_check(const std::string& nodes, const std::vector<std::string>& mode,
+                  millis limit = 180s)
+{
+    std::vector<std::string> args = {"run", "--wlm", "local", "-N", nodes, "-t", "tcp",
+                                     program("ddict_check")};
+    args.insert(args.end(), mode.begin(), mode.end());
+    return run_dragonx(args, limit);
+}
+
+void expect_pass(const outcome& r, const std::string& mode)
+{
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exited);
+    CHECK(r.code == 0);
+    CHECK(lines_starting(r.out, "PASS " + mode).size() == 1);
+}
+
+}  // namespace
+
+TEST_CASE("every ddict operation works, on one node and across three", "[integration][ddict]")
+{
+    const auto nodes = GENERATE(as<std::string>{}, "1", "3");
+    INFO("nodes " << nodes);
+    expect_pass(run_check(nodes, {"ops"}), "ops");
+}
+
+TEST_CASE("client processes on every node share a ddict by descriptor", "[integration][ddict]")
+{
+    expect_pass(run_check("3", {"clients", "6"}), "clients");
+}
+
+TEST_CASE("a full ddict refuses puts with ddict_full and keeps serving", "[integration][ddict]")
+{
+    expect_pass(run_check("1", {"full"}), "full");
+}
+
+TEST_CASE("bad ddict options, placements and descriptors fail cleanly", "[integration][ddict]")
+{
+    expect_pass(run_check("2", {"failures"}), "failures");
+}
