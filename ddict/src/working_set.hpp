@@ -14,6 +14,11 @@
 //   freed (its block goes back to the pool) unless handed back to the caller (pop).
 // - Fixes of the reference's quirks (spec §12): deletes always mask older versions (REC 4);
 //   the expected bytes of wait_for are kept (REC of §6.12).
+// - Where §6 leaves a choice (see working_set.cpp's Notes): a delete or clear at c masks
+//   every older version at c; a non-persistent key of p counts as rewritten in p+1 when p+1
+//   holds it (put or pput) or deleted it; wait_for compares the value visible at c.
+// - Ops that may advance (put, clear, ensure, value_is) throw errc::invalid_argument
+//   for checkpoint id 2^64-1 (the next id after it would not exist).
 // - Not thread-safe.
 #pragma once
 
@@ -57,7 +62,10 @@ public:
         return {block_.data() + key_offset_ + key_size_, value_size_};
     }
     /// Pool bytes this entry holds (the block's capacity).
-    [[nodiscard]] std::uint64_t footprint() const noexcept { return block_ ? block_.capacity() : 0; }
+    [[nodiscard]] std::uint64_t footprint() const noexcept
+    {
+        return block_ ? block_.capacity() : 0;
+    }
     [[nodiscard]] pool::allocation& block() noexcept { return block_; }
     [[nodiscard]] const pool::allocation& block() const noexcept { return block_; }
     [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(block_); }
@@ -102,7 +110,7 @@ public:
     /// old; deferred if c does not exist and the set cannot advance to it yet (e is then
     /// left untouched in the caller's hands); done otherwise (e moved in; an older value of
     /// the key in c is freed). `persist` marks the key persistent (only meaningful with
-    /// wait_for_keys, as pput).
+    /// wait_for_keys, as pput). Throws errc::invalid_argument if `e` holds no block.
     outcome put(std::uint64_t c, client_id client, entry& e, bool persist);
 
     /// The value visible at checkpoint `c` (§6.4). `found` is set when the outcome is done;
@@ -118,15 +126,24 @@ public:
     /// whatever the mode.
     outcome pop(std::uint64_t c, client_id client, byte_view key, entry& removed);
 
-    /// Number of keys visible at checkpoint c (§6.9: min(c, newest) when c is ahead).
+    /// Number of keys visible at checkpoint c (§6.9: min(c, newest) when c is ahead); 0 when
+    /// c is retired.
     [[nodiscard]] std::uint64_t size(std::uint64_t c) const;
 
     /// Calls fn(entry) for every key visible at c (deferred-only values skipped), in no
-    /// particular order. fn must not change the set.
+    /// particular order; nothing when c is retired. fn must not change the set.
     void for_each(std::uint64_t c, const std::function<void(const entry&)>& fn) const;
 
-    /// Removes every key visible at c for `client` (§6.10): done, retired or deferred.
+    /// Removes every key visible at c for `client` (§6.10): done, retired or deferred. Frees
+    /// what checkpoint c holds and masks the keys of older checkpoints at c (REC 4 applied to
+    /// clear), so nothing is visible at c afterwards. Counts as a read for note_read().
     outcome clear(std::uint64_t c, client_id client);
+
+    /// A read-type op (get, contains, size, for_each) by `client` at c, for wait_for_writers
+    /// (§6.7; no effect otherwise): a client that wrote in one of the checkpoints
+    /// oldest..min(c, newest)-1 becomes a writer of all of them, having moved on. The const
+    /// reads cannot do this themselves (they have no client): the manager calls it with each.
+    void note_read(std::uint64_t c, client_id client);
 
     /// Makes checkpoint c exist if the rules allow (as a write at c would), for ops such as
     /// fetch_add that must advance: done, retired or deferred.
@@ -141,8 +158,13 @@ public:
     [[nodiscard]] std::uint64_t entry_count() const noexcept;
     [[nodiscard]] std::uint64_t stored_bytes() const noexcept;
 
-    /// Called with each checkpoint id as it retires (before its superseded entries are
-    /// freed); for persistence. Optional.
+    /// Called with each checkpoint id as it retires, once the rules allowed it and before
+    /// anything moves: the set still holds it unchanged (readable with for_each at that id)
+    /// and its superseded entries are freed only after the call. For persistence. Optional;
+    /// fn must not change the set. If it throws, that retirement does not happen and the
+    /// exception propagates out of the op (advances it made before stay). Without it, a jump
+    /// of more than `size` checkpoints skips the retirements in between at once (they only
+    /// rename the carried-forward state); with it, every id is retired in turn.
     std::function<void(std::uint64_t retired_id)> on_retire;
 
 private:
