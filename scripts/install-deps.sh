@@ -13,6 +13,7 @@ packages=(
     g++ meson ninja-build pkg-config
     libfabric-dev libfabric-bin libasio-dev libspdlog-dev libfmt-dev libcli11-dev
     nlohmann-json3-dev libxxhash-dev libssl-dev catch2
+    redis-server redis-tools
 )
 case "${1:-}" in
 "") ;;

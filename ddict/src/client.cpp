@@ -423,8 +423,9 @@ public:
         auto& ch = managers_.at(m);
         if (!ch) {
             ch = channels::channel::attach(dir_.managers[m].channel);
+            const hello_body hello{reply_.descriptor(), node_};
             encoder out;
-            codec<hello_body>::encode({reply_.descriptor(), node_}, out);
+            codec<hello_body>::encode(hello, out);
             request_header h{};
             h.code = op::hello;
             h.client = dir_.client_id;
@@ -446,8 +447,9 @@ public:
     void send_orchestrator(channels::channel& orc, op code, std::uint64_t tag,
                            const deadline& until)
     {
+        const orchestrator_request body{reply_.descriptor()};
         encoder out;
-        codec<orchestrator_request>::encode({reply_.descriptor()}, out);
+        codec<orchestrator_request>::encode(body, out);
         request_header h{};
         h.code = code;
         h.tag = tag;

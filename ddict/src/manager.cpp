@@ -130,13 +130,17 @@ void manager::dispatch(pending& p, channels::message& msg)
     case op::wait_for:
         break;
     case op::contains:
+        set_.note_read(p.h.checkpoint, p.h.client);
         if (p.h.checkpoint < set_.oldest()) {
             reply_outcome(p.h, outcome::retired);
         } else {
             reply(p.h, errc::ok, {}, set_.contains(p.h.checkpoint, p.key) ? 1 : 0);
         }
         return;
-    case op::size: reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint)); return;
+    case op::size:
+        set_.note_read(p.h.checkpoint, p.h.client);
+        reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint));
+        return;
     case op::list: do_list(p); return;
     case op::batch_put: do_batch_put(p); return;
     case op::batch_end: do_batch_end(p); return;
@@ -189,6 +193,7 @@ bool manager::do_put(pending& p, bool persist)
 
 bool manager::do_get(pending& p)
 {
+    set_.note_read(p.h.checkpoint, p.h.client);
     const entry* found = nullptr;
     const auto o = set_.get(p.h.checkpoint, p.key, &found);
     if (o == outcome::deferred) {
@@ -372,6 +377,7 @@ void manager::do_list(const pending& p)
     // each page is made (keys removed since are skipped).
     std::uint64_t id = p.h.arg;
     if (id == 0) {
+        set_.note_read(p.h.checkpoint, p.h.client);
         id = next_iteration_++;
         auto& it = iterations_[id];
         it.client = p.h.client;

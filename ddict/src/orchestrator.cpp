@@ -99,9 +99,11 @@ bool orchestrator::bring_up(const std::string& creator_reply)
     }
     descriptor_ = encode_descriptor({options_.name, requests_.descriptor(),
                                      runtime::current().puid(), n});
+    // (chunk_view: the encoder refers to the values, which must outlive to_bytes())
+    const auto dir = directory_for(next_client_++);
     encoder out;
     codec<std::string>::encode(descriptor_, out);
-    codec<directory>::encode(directory_for(next_client_++), out);
+    codec<directory>::encode(dir, out);
     answer(creator_reply, 1, errc::ok, {}, out.to_bytes());
     return true;
 }

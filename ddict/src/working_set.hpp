@@ -5,7 +5,7 @@
 // advances the set, retiring the oldest checkpoint into its successor when the set is full,
 // if the wait_for_keys / wait_for_writers rules allow it. Reads scan from the reader's
 // checkpoint down to the oldest. Operations that cannot complete yet report `deferred`: the
-// manager queues them and calls them again after every write (see retry_needed()).
+// manager queues them and calls them again after every write.
 //
 // Notes:
 // - Pure logic, no I/O and no threads: the manager's loop calls it; tests drive it directly.

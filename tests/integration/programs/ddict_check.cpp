@@ -73,7 +73,7 @@ dragonx::ddict_options spread_options()
     dragonx::ddict_options o;
     o.managers_per_node = 2;
     o.n_nodes = dragonx::runtime::current().nnodes();
-    o.total_mem = std::uint64_t{512} << 20;
+    o.total_mem = std::uint64_t{1} << 30;  // a 64 MiB value takes a 128 MiB block
     o.timeout = 20s;
     return o;
 }
@@ -150,7 +150,7 @@ int ops()
     std::uint64_t stored = 0;
     for (const auto& s : stats) {
         stored += s.num_keys;
-        check(s.total_bytes == (std::uint64_t{512} << 20) / d.managers(), "stats total");
+        check(s.total_bytes == (std::uint64_t{1} << 30) / d.managers(), "stats total");
         check(s.used_bytes > 0 && s.utilization > 0 && s.utilization < 1, "stats used");
     }
     check(stored == n + 1, "stats keys " + std::to_string(stored));
