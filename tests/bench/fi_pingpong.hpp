@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -27,19 +26,6 @@ struct fi_pingpong_figures {
     double usec_per_transfer = 0;  // half a round trip
     [[nodiscard]] double gbps() const noexcept { return mb_per_s / 1e3; }
 };
-
-inline bool on_path(const std::string& name)
-{
-    const char* path = std::getenv("PATH");
-    for (std::string rest = path != nullptr ? path : ""; !rest.empty();) {
-        const auto colon = rest.find(':');
-        if (::access((rest.substr(0, colon) + "/" + name).c_str(), X_OK) == 0) {
-            return true;
-        }
-        rest = colon == std::string::npos ? "" : rest.substr(colon + 1);
-    }
-    return false;
-}
 
 /// fi_pingpong with messages of `size` bytes, `iters` times.
 inline std::optional<fi_pingpong_figures> fi_pingpong(std::size_t size, int iters)

@@ -75,4 +75,28 @@ inline double percentile(std::vector<double> v, double q)
     return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1))];
 }
 
+/// A rate and the latency percentiles measured with it.
+struct rate_latency {
+    double per_s = 0;  // operations per second
+    double p50_us = 0;
+    double p99_us = 0;
+};
+
+/// Each field's median over several runs (all zero for none).
+inline rate_latency median_of(const std::vector<rate_latency>& runs)
+{
+    if (runs.empty()) {
+        return {};
+    }
+    std::vector<double> per_s;
+    std::vector<double> p50;
+    std::vector<double> p99;
+    for (const auto& r : runs) {
+        per_s.push_back(r.per_s);
+        p50.push_back(r.p50_us);
+        p99.push_back(r.p99_us);
+    }
+    return {percentile(per_s, 0.5), percentile(p50, 0.5), percentile(p99, 0.5)};
+}
+
 }  // namespace dragonx::bench

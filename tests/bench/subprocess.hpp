@@ -5,6 +5,7 @@
 // - Failures to start print a message naming the program and exit(1): benchmark drivers
 //   have nothing sensible to do without their subject.
 // - capture() reads stdout to EOF; stderr is inherited.
+// - on_path() tells whether a reference tool is installed.
 #pragma once
 
 #include <fcntl.h>
@@ -80,6 +81,20 @@ inline std::string capture(const std::vector<std::string>& args, int& code, bool
     ::close(fds[0]);
     code = wait_for(pid);
     return out;
+}
+
+/// True if `name` is an executable file in a directory of $PATH.
+inline bool on_path(const std::string& name)
+{
+    const char* path = std::getenv("PATH");
+    for (std::string rest = path != nullptr ? path : ""; !rest.empty();) {
+        const auto colon = rest.find(':');
+        if (::access((rest.substr(0, colon) + "/" + name).c_str(), X_OK) == 0) {
+            return true;
+        }
+        rest = colon == std::string::npos ? "" : rest.substr(colon + 1);
+    }
+    return false;
 }
 
 /// The launcher to benchmark: $DRAGONX_EXE, else the dragonx at the top of the build
