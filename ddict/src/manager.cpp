@@ -96,7 +96,12 @@ void manager::handle(channels::message& msg)
         p.key = r.key;
         p.body = r.body;
     } catch (const std::exception& e) {
-        spdlog::warn("ddict {} manager {}: dropped a request: {}", options_.name, id_, e.what());
+        // Logged at 1, 2, 4, 8... drops: a sender that floods garbage cannot flood the log.
+        ++dropped_;
+        const auto level = (dropped_ & (dropped_ - 1)) == 0 ? spdlog::level::warn
+                                                             : spdlog::level::debug;
+        spdlog::log(level, "ddict {} manager {}: dropped a malformed request ({} so far): {}",
+                    options_.name, id_, dropped_, e.what());
         return;
     }
     if (p.h.timeout_us != no_timeout) {
@@ -199,11 +204,21 @@ bool manager::do_get(pending& p)
     if (o == outcome::deferred) {
         return false;
     }
-    if (o == outcome::done) {
-        reply(p.h, errc::ok, {}, 0, 0, found->value());
-    } else {
+    if (o != outcome::done) {
         reply_outcome(p.h, o);
+        return true;
     }
+    const auto link = clients_.find(p.h.client);
+    if (frozen_ && link != clients_.end() && link->second.same_node) {
+        // Frozen: nothing moves, so a client on this node reads the value in place.
+        const auto& block = found->block();
+        const frozen_value_ref ref{block.offset(), block.size(),
+                                   static_cast<std::uint64_t>(found->value().data() - block.data()),
+                                   found->value().size()};
+        reply(p.h, errc::ok, {}, 0, frozen_reply_marker, std::as_bytes(std::span(&ref, 1)));
+        return true;
+    }
+    reply(p.h, errc::ok, {}, 0, 0, found->value());
     return true;
 }
 
@@ -368,7 +383,7 @@ std::chrono::nanoseconds manager::time_to_next_expiry() const
 void manager::do_hello(const pending& p)
 {
     const auto hello = decode<hello_body>(p.body, "ddict hello");
-    clients_[p.h.client] = {channels::channel::attach(hello.reply_channel)};
+    clients_[p.h.client] = {channels::channel::attach(hello.reply_channel), hello.node == node_};
 }
 
 void manager::do_list(const pending& p)

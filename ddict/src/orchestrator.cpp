@@ -150,8 +150,12 @@ void orchestrator::stop_managers()
 {
     request_header h{};
     h.code = op::shutdown;
-    for (const auto& m : managers_) {
+    for (std::size_t i = 0; i < managers_.size(); ++i) {
+        const auto& m = managers_[i];
         try {
+            if (!processes_[i].alive()) {
+                continue;  // gone already (killed, or crashed): nothing to stop
+            }
             auto ch = channels::channel::attach(m.channel);
             ch.send(std::as_bytes(std::span(&h, 1)), reply_patience);
         } catch (const std::exception& e) {

@@ -151,6 +151,8 @@ public:
     [[nodiscard]] std::uint32_t main_manager() const;
     [[nodiscard]] std::vector<std::uint32_t> local_managers() const;
     [[nodiscard]] std::vector<std::uint32_t> manager_nodes() const;
+    /// The process (puid) of each manager, by manager id.
+    [[nodiscard]] std::vector<std::uint64_t> manager_processes() const;
 
     // ---- key operations ------------------------------------------------------------------
     void put(byte_view key, const encoder& value, bool persist, timeout limit);
