@@ -545,7 +545,9 @@ entry manager::copy_entry(byte_view key, byte_view value)
                     fmt::format("ddict {}: manager {} has no block of {} bytes free",
                                 options_.name, id_, key.size() + value.size()));
     }
-    std::memcpy(block->data(), key.data(), key.size());
+    if (!key.empty()) {
+        std::memcpy(block->data(), key.data(), key.size());
+    }
     if (!value.empty()) {
         std::memcpy(block->data() + key.size(), value.data(), value.size());
     }
@@ -589,7 +591,9 @@ void manager::reply(const request_header& h, errc status, std::string_view info,
     const auto n = sizeof rh + info.size() + body.size();
     const auto fill = [&](std::byte* out) {
         std::memcpy(out, &rh, sizeof rh);
-        std::memcpy(out + sizeof rh, info.data(), info.size());
+        if (!info.empty()) {
+            std::memcpy(out + sizeof rh, info.data(), info.size());
+        }
         if (!body.empty()) {
             std::memcpy(out + sizeof rh + info.size(), body.data(), body.size());
         }

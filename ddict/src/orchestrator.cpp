@@ -196,7 +196,9 @@ void orchestrator::answer(const std::string& reply_channel, std::uint64_t tag, e
     h.tag = tag;
     std::vector<std::byte> msg(sizeof h + info.size() + body.size());
     std::memcpy(msg.data(), &h, sizeof h);
-    std::memcpy(msg.data() + sizeof h, info.data(), info.size());
+    if (!info.empty()) {
+        std::memcpy(msg.data() + sizeof h, info.data(), info.size());
+    }
     if (!body.empty()) {
         std::memcpy(msg.data() + sizeof h + info.size(), body.data(), body.size());
     }
