@@ -144,7 +144,11 @@ void manager::dispatch(pending& p, channels::message& msg)
         return;
     case op::size:
         set_.note_read(p.h.checkpoint, p.h.client);
-        reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint));
+        if (p.h.checkpoint < set_.oldest()) {
+            reply_outcome(p.h, outcome::retired);
+        } else {
+            reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint));
+        }
         return;
     case op::list: do_list(p); return;
     case op::batch_put: do_batch_put(p); return;
@@ -391,6 +395,10 @@ void manager::do_list(const pending& p)
     // A listing works on a snapshot of the keys taken by its first page; values are read as
     // each page is made (keys removed since are skipped).
     std::uint64_t id = p.h.arg;
+    if (id == 0 && p.h.checkpoint < set_.oldest()) {
+        reply_outcome(p.h, outcome::retired);
+        return;
+    }
     if (id == 0) {
         set_.note_read(p.h.checkpoint, p.h.client);
         id = next_iteration_++;
@@ -480,6 +488,10 @@ void manager::do_batch_put(const pending& p)
         } catch (const error& e) {
             b.status = static_cast<std::uint16_t>(e.code().value());
             b.info = e.what();
+            const auto suffix = ": " + e.code().message();
+            if (b.info.ends_with(suffix)) {
+                b.info.resize(b.info.size() - suffix.size());
+            }
         }
     }
     retry_deferred();
@@ -635,7 +647,13 @@ void manager::reply_error(const request_header& h, const std::exception& e)
 {
     if (const auto* de = dynamic_cast<const error*>(&e);
         de != nullptr && &de->code().category() == &dragonx_category()) {
-        reply(h, static_cast<errc>(de->code().value()), de->what());
+        // what() ends with ": <the code's message>"; the client's error adds it again.
+        std::string_view text = de->what();
+        const auto suffix = ": " + de->code().message();
+        if (text.ends_with(suffix)) {
+            text.remove_suffix(suffix.size());
+        }
+        reply(h, static_cast<errc>(de->code().value()), text);
         return;
     }
     reply(h, errc::internal, fmt::format("ddict manager {}: {}", id_, e.what()));

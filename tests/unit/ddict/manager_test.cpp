@@ -287,3 +287,16 @@ TEST_CASE("a manager survives random and truncated requests", "[ddict][manager][
     r.send(op::get, bytes_of("after"), {}, 0, 0, newest);
     CHECK(text(r.next().body) == "fuzz");
 }
+
+TEST_CASE("size and listings at a retired checkpoint are errors, as gets are", "[ddict][manager]")
+{
+    rig r;
+    r.send(op::put, bytes_of("k"), bytes_of("v"), 0, 0, 1);  // moves the set on to checkpoint 1
+    CHECK(r.next().h.status == 0);
+    const auto retired = static_cast<int>(errc::checkpoint_retired);
+    CHECK(r.call(op::size, "").h.status == retired);
+    CHECK(r.call(op::list, "").h.status == retired);
+    CHECK(r.call(op::get, "k").h.status == retired);
+    r.send(op::size, {}, {}, 0, 0, 1);
+    CHECK(r.next().h.value == 1);
+}
