@@ -491,6 +491,8 @@ public:
 
 struct value_bytes::holder {
     channels::message message;
+    pool::allocation in_place;  // a frozen manager's block, read in place: not ours to free
+    ~holder() { in_place.disown(); }
 };
 
 value_bytes::value_bytes() = default;
@@ -699,6 +701,15 @@ std::vector<std::uint32_t> client::manager_nodes() const
     return out;
 }
 
+std::vector<std::uint64_t> client::manager_processes() const
+{
+    std::vector<std::uint64_t> out;
+    for (const auto& m : session_->dir_.managers) {
+        out.push_back(m.puid);
+    }
+    return out;
+}
+
 namespace {
 
 std::vector<std::uint32_t> all_or_chosen(const client& c)
@@ -744,8 +755,25 @@ std::optional<value_bytes> client::get(byte_view key, timeout limit)
         throw_status(r, "get");
     }
     value_bytes v;
+    v.holder_ = std::make_unique<value_bytes::holder>();
+    if (r.header.aux == frozen_reply_marker) {
+        frozen_value_ref ref{};
+        if (r.body.size() != sizeof ref) {
+            throw_error(errc::malformed_message, "ddict: a frozen get's reply is malformed");
+        }
+        std::memcpy(&ref, r.body.data(), sizeof ref);
+        auto block = session_->manager(m).pool().attach_allocation(ref.block_offset,
+                                                                   ref.block_size);
+        if (ref.value_offset > block.size() || ref.value_size > block.size() - ref.value_offset) {
+            block.disown();
+            throw_error(errc::malformed_message, "ddict: a frozen get's value overruns its block");
+        }
+        v.bytes_ = block.bytes().subspan(ref.value_offset, ref.value_size);
+        v.holder_->in_place = std::move(block);
+        return v;
+    }
     v.bytes_ = r.body;
-    v.holder_ = std::make_unique<value_bytes::holder>(value_bytes::holder{std::move(reply)});
+    v.holder_->message = std::move(reply);
     return v;
 }
 
@@ -775,7 +803,8 @@ std::optional<value_bytes> client::pop(byte_view key, timeout limit)
     }
     value_bytes v;
     v.bytes_ = r.body;
-    v.holder_ = std::make_unique<value_bytes::holder>(value_bytes::holder{std::move(reply)});
+    v.holder_ = std::make_unique<value_bytes::holder>();
+    v.holder_->message = std::move(reply);
     return v;
 }
 

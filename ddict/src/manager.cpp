@@ -96,7 +96,12 @@ void manager::handle(channels::message& msg)
         p.key = r.key;
         p.body = r.body;
     } catch (const std::exception& e) {
-        spdlog::warn("ddict {} manager {}: dropped a request: {}", options_.name, id_, e.what());
+        // Logged at 1, 2, 4, 8... drops: a sender that floods garbage cannot flood the log.
+        ++dropped_;
+        const auto level = (dropped_ & (dropped_ - 1)) == 0 ? spdlog::level::warn
+                                                             : spdlog::level::debug;
+        spdlog::log(level, "ddict {} manager {}: dropped a malformed request ({} so far): {}",
+                    options_.name, id_, dropped_, e.what());
         return;
     }
     if (p.h.timeout_us != no_timeout) {
@@ -139,7 +144,11 @@ void manager::dispatch(pending& p, channels::message& msg)
         return;
     case op::size:
         set_.note_read(p.h.checkpoint, p.h.client);
-        reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint));
+        if (p.h.checkpoint < set_.oldest()) {
+            reply_outcome(p.h, outcome::retired);
+        } else {
+            reply(p.h, errc::ok, {}, set_.size(p.h.checkpoint));
+        }
         return;
     case op::list: do_list(p); return;
     case op::batch_put: do_batch_put(p); return;
@@ -199,11 +208,21 @@ bool manager::do_get(pending& p)
     if (o == outcome::deferred) {
         return false;
     }
-    if (o == outcome::done) {
-        reply(p.h, errc::ok, {}, 0, 0, found->value());
-    } else {
+    if (o != outcome::done) {
         reply_outcome(p.h, o);
+        return true;
     }
+    const auto link = clients_.find(p.h.client);
+    if (frozen_ && link != clients_.end() && link->second.same_node) {
+        // Frozen: nothing moves, so a client on this node reads the value in place.
+        const auto& block = found->block();
+        const frozen_value_ref ref{block.offset(), block.size(),
+                                   static_cast<std::uint64_t>(found->value().data() - block.data()),
+                                   found->value().size()};
+        reply(p.h, errc::ok, {}, 0, frozen_reply_marker, std::as_bytes(std::span(&ref, 1)));
+        return true;
+    }
+    reply(p.h, errc::ok, {}, 0, 0, found->value());
     return true;
 }
 
@@ -368,7 +387,7 @@ std::chrono::nanoseconds manager::time_to_next_expiry() const
 void manager::do_hello(const pending& p)
 {
     const auto hello = decode<hello_body>(p.body, "ddict hello");
-    clients_[p.h.client] = {channels::channel::attach(hello.reply_channel)};
+    clients_[p.h.client] = {channels::channel::attach(hello.reply_channel), hello.node == node_};
 }
 
 void manager::do_list(const pending& p)
@@ -376,6 +395,10 @@ void manager::do_list(const pending& p)
     // A listing works on a snapshot of the keys taken by its first page; values are read as
     // each page is made (keys removed since are skipped).
     std::uint64_t id = p.h.arg;
+    if (id == 0 && p.h.checkpoint < set_.oldest()) {
+        reply_outcome(p.h, outcome::retired);
+        return;
+    }
     if (id == 0) {
         set_.note_read(p.h.checkpoint, p.h.client);
         id = next_iteration_++;
@@ -465,6 +488,10 @@ void manager::do_batch_put(const pending& p)
         } catch (const error& e) {
             b.status = static_cast<std::uint16_t>(e.code().value());
             b.info = e.what();
+            const auto suffix = ": " + e.code().message();
+            if (b.info.ends_with(suffix)) {
+                b.info.resize(b.info.size() - suffix.size());
+            }
         }
     }
     retry_deferred();
@@ -530,7 +557,9 @@ entry manager::copy_entry(byte_view key, byte_view value)
                     fmt::format("ddict {}: manager {} has no block of {} bytes free",
                                 options_.name, id_, key.size() + value.size()));
     }
-    std::memcpy(block->data(), key.data(), key.size());
+    if (!key.empty()) {
+        std::memcpy(block->data(), key.data(), key.size());
+    }
     if (!value.empty()) {
         std::memcpy(block->data() + key.size(), value.data(), value.size());
     }
@@ -574,7 +603,9 @@ void manager::reply(const request_header& h, errc status, std::string_view info,
     const auto n = sizeof rh + info.size() + body.size();
     const auto fill = [&](std::byte* out) {
         std::memcpy(out, &rh, sizeof rh);
-        std::memcpy(out + sizeof rh, info.data(), info.size());
+        if (!info.empty()) {
+            std::memcpy(out + sizeof rh, info.data(), info.size());
+        }
         if (!body.empty()) {
             std::memcpy(out + sizeof rh + info.size(), body.data(), body.size());
         }
@@ -616,7 +647,13 @@ void manager::reply_error(const request_header& h, const std::exception& e)
 {
     if (const auto* de = dynamic_cast<const error*>(&e);
         de != nullptr && &de->code().category() == &dragonx_category()) {
-        reply(h, static_cast<errc>(de->code().value()), de->what());
+        // what() ends with ": <the code's message>"; the client's error adds it again.
+        std::string_view text = de->what();
+        const auto suffix = ": " + de->code().message();
+        if (text.ends_with(suffix)) {
+            text.remove_suffix(suffix.size());
+        }
+        reply(h, static_cast<errc>(de->code().value()), text);
         return;
     }
     reply(h, errc::internal, fmt::format("ddict manager {}: {}", id_, e.what()));

@@ -66,6 +66,7 @@ private:
 
     struct client_link {
         channels::channel reply;
+        bool same_node = false;  // the client can read this manager's pool
     };
 
     struct iteration {
@@ -126,6 +127,7 @@ private:
     working_set set_;
     bool frozen_ = false;
     bool stopping_ = false;
+    std::uint64_t dropped_ = 0;  // malformed requests
 
     std::unordered_map<std::uint64_t, client_link> clients_;
     std::deque<pending> deferred_;

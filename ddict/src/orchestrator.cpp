@@ -150,8 +150,12 @@ void orchestrator::stop_managers()
 {
     request_header h{};
     h.code = op::shutdown;
-    for (const auto& m : managers_) {
+    for (std::size_t i = 0; i < managers_.size(); ++i) {
+        const auto& m = managers_[i];
         try {
+            if (!processes_[i].alive()) {
+                continue;  // gone already (killed, or crashed): nothing to stop
+            }
             auto ch = channels::channel::attach(m.channel);
             ch.send(std::as_bytes(std::span(&h, 1)), reply_patience);
         } catch (const std::exception& e) {
@@ -192,7 +196,9 @@ void orchestrator::answer(const std::string& reply_channel, std::uint64_t tag, e
     h.tag = tag;
     std::vector<std::byte> msg(sizeof h + info.size() + body.size());
     std::memcpy(msg.data(), &h, sizeof h);
-    std::memcpy(msg.data() + sizeof h, info.data(), info.size());
+    if (!info.empty()) {
+        std::memcpy(msg.data() + sizeof h, info.data(), info.size());
+    }
     if (!body.empty()) {
         std::memcpy(msg.data() + sizeof h + info.size(), body.data(), body.size());
     }

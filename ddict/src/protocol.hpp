@@ -111,6 +111,17 @@ struct batch_record_header {
 };
 static_assert(sizeof(batch_record_header) == 16);
 
+/// A get's reply from a frozen dictionary's manager on the client's node: the value is not
+/// copied into the reply but read by the client from the manager's pool, where nothing moves
+/// while the dictionary is frozen. Marked by response_header::aux == frozen_reply_marker.
+struct frozen_value_ref {
+    std::uint64_t block_offset;  // the entry's block in the manager's pool
+    std::uint64_t block_size;
+    std::uint64_t value_offset;  // within the block
+    std::uint64_t value_size;
+};
+inline constexpr std::uint64_t frozen_reply_marker = 0x46524f5a454e;  // "FROZEN"
+
 struct parsed_request {
     request_header header;
     byte_view key;

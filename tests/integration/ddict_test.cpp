@@ -51,3 +51,11 @@ TEST_CASE("bad ddict options, placements and descriptors fail cleanly", "[integr
 {
     expect_pass(run_check("2", {"failures"}), "failures");
 }
+
+TEST_CASE("a killed ddict manager is an error naming it, and the others keep serving",
+          "[integration][ddict]")
+{
+    const auto nodes = GENERATE(as<std::string>{}, "1", "2");
+    INFO("nodes " << nodes);
+    expect_pass(run_check(nodes, {"dead_manager"}), "dead_manager");
+}

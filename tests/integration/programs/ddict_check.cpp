@@ -68,6 +68,31 @@ dragonx::process start_on(std::uint32_t node, std::vector<std::string> args)
     return dragonx::process::start(t);
 }
 
+// Shared-memory objects of this run (pools of this run's processes and daemons).
+std::size_t run_shm_objects()
+{
+    const std::string run = dragonx::runtime::current().run_id();
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm")) {
+        n += e.path().filename().string().find(run) != std::string::npos ? 1 : 0;
+    }
+    return n;
+}
+
+// Waits up to 5 s for the run's shm objects to come back to `count` (daemons remove a dead
+// process's pools once they have reaped it).
+bool shm_back_to(std::size_t count)
+{
+    const auto until = clock_type::now() + 5s;
+    while (run_shm_objects() != count) {
+        if (clock_type::now() > until) {
+            return false;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
 dragonx::ddict_options spread_options()
 {
     dragonx::ddict_options o;
@@ -90,6 +115,7 @@ struct record {
 int ops()
 {
     auto& rt = dragonx::runtime::current();
+    const auto shm_before = run_shm_objects();
     const auto t0 = clock_type::now();
     auto d = sdict::create(spread_options());
     const auto create_ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0);
@@ -241,7 +267,26 @@ int ops()
     e.detach();
     expect_error(dragonx::errc::invalid_operation, "use after detach", [&] { (void)e.get("x"); });
 
+    // Frozen: gets of large values are read in place from the manager's pool on this node.
+    {
+        auto big = dragonx::ddict<std::string, std::vector<std::byte>>::attach(desc);
+        std::vector<std::byte> value(1u << 20, std::byte{7});
+        big.put("frozen-big", value);
+        big.freeze();
+        check(big.get("frozen-big") == value && big.get("frozen-big") == value,
+              "frozen large gets");
+        big.unfreeze();
+        (void)big.pop("frozen-big");
+        big.detach();
+    }
+
+    counters.detach();
+    const auto managers = d.manager_processes();
     d.destroy();
+    for (const auto puid : managers) {
+        check(!dragonx::process::attach(puid).alive(), "a manager outlived destroy");
+    }
+    check(shm_back_to(shm_before), "destroy left shared memory behind");
     std::cout << "create " << create_ms.count() << " ms, attach " << attach_ms.count()
               << " ms\n";
     std::cout << "PASS ops" << std::endl;
@@ -350,6 +395,19 @@ int failures()
                                   .host_name = "no-such-host"}};
     expect_error(dragonx::errc::process_failed, "a manager that cannot be placed",
                  [&] { (void)sdict::create(o); });
+    // The second manager cannot start (no such host): the first is stopped, its pool removed.
+    const auto shm_before = run_shm_objects();
+    o = {};
+    o.policies = {dragonx::policy{.placement_kind = dragonx::placement::host_id, .host_id = 0},
+                  dragonx::policy{.placement_kind = dragonx::placement::host_name,
+                                  .host_name = "no-such-host"}};
+    try {
+        (void)sdict::create(o);
+        fail("a manager placed on a host that does not exist started");
+    } catch (const dragonx::error& e) {
+        std::cout << "unstartable manager: " << e.what() << "\n";
+    }
+    check(shm_back_to(shm_before), "a failed create left shared memory behind");
     expect_error(dragonx::errc::malformed_descriptor, "garbage descriptor",
                  [&] { (void)sdict::attach("not a descriptor"); });
     expect_error(dragonx::errc::malformed_descriptor, "truncated descriptor",
@@ -367,6 +425,49 @@ int failures()
     }
     check(clock_type::now() - t0 < 4s, "attach after destroy failed quickly");
     std::cout << "PASS failures" << std::endl;
+    return 0;
+}
+
+int dead_manager()
+{
+    auto& rt = dragonx::runtime::current();
+    auto o = spread_options();
+    o.timeout = 30s;
+    auto d = sdict::create(o);
+    // A key on the last manager (on the last node), one on manager 0.
+    std::string on_last;
+    std::string on_first;
+    for (int i = 0; on_last.empty() || on_first.empty(); ++i) {
+        const auto k = "k" + std::to_string(i);
+        if (d.which_manager(k) == d.managers() - 1) {
+            on_last = k;
+        } else if (d.which_manager(k) == 0) {
+            on_first = k;
+        }
+    }
+    d.put(on_last, "x");
+    d.put(on_first, "y");
+    const auto victim = d.managers() - 1;
+    auto p = dragonx::process::attach(d.manager_processes()[victim]);
+    p.kill(SIGKILL);
+    (void)p.join(10s);
+    const auto t0 = clock_type::now();
+    try {
+        (void)d.get(on_last);
+        fail("a get from a killed manager succeeded");
+    } catch (const dragonx::error& e) {
+        check(e.is(dragonx::errc::peer_lost), std::string("wrong error: ") + e.what());
+        const std::string what = e.what();
+        check(what.find("manager " + std::to_string(victim)) != std::string::npos,
+              "the error names the manager: " + what);
+        std::cout << "get from the killed manager: " << what << "\n";
+    }
+    const auto waited = clock_type::now() - t0;
+    check(waited < 5s, "the dead manager was noticed within 5 s");
+    check(d.get(on_first) == "y", "the other managers keep serving");
+    (void)rt;
+    d.destroy();
+    std::cout << "PASS dead_manager" << std::endl;
     return 0;
 }
 
@@ -391,9 +492,12 @@ int main(int argc, char** argv)
         if (args.size() == 1 && args[0] == "failures") {
             return failures();
         }
+        if (args.size() == 1 && args[0] == "dead_manager") {
+            return dead_manager();
+        }
     } catch (const std::exception& e) {
         fail(std::string("exception: ") + e.what());
     }
-    std::cerr << "usage: ddict_check ops | clients N | full | failures\n";
+    std::cerr << "usage: ddict_check ops | clients N | full | failures | dead_manager\n";
     return 2;
 }

@@ -25,13 +25,15 @@ std::span<const std::byte> bytes_of(const std::string& s) { return as_bytes(s); 
 
 // One manager and one client's reply channel, in this process.
 struct rig {
-    explicit rig(std::uint64_t total_mem = 8u << 20)
+    // The manager is on node 0; the client on `client_node` (another node by default: replies
+    // carry values, never references into the manager's pool).
+    explicit rig(std::uint64_t total_mem = 8u << 20, std::uint32_t client_node = 1)
         : m(options(total_mem), 0, 0, "test-host")
     {
         client_pool = pool::pool::create({.size = 64u << 20});
         reply = channels::channel::create(client_pool, {.capacity = 64, .block_size = 4096});
         to_manager = channels::channel::attach(m.channel_descriptor());
-        send(op::hello, {}, encode(hello_body{reply.descriptor(), 0}));
+        send(op::hello, {}, encode(hello_body{reply.descriptor(), client_node}));
     }
 
     static server_options options(std::uint64_t total_mem)
@@ -194,6 +196,27 @@ TEST_CASE("a frozen manager refuses writes and serves reads", "[ddict][manager]"
     CHECK(r.call(op::put, "k", "w").h.status == 0);
 }
 
+TEST_CASE("a frozen manager answers a client on its node with the value's place in its pool",
+          "[ddict][manager]")
+{
+    rig r(8u << 20, 0);
+    r.call(op::put, "k", "in place");
+    auto copied = r.call(op::get, "k");
+    CHECK(copied.h.aux == 0);
+    CHECK(text(copied.body) == "in place");
+    r.call(op::freeze, "");
+    const auto a = r.call(op::get, "k");
+    REQUIRE(a.h.aux == frozen_reply_marker);
+    frozen_value_ref ref{};
+    REQUIRE(a.body.size() == sizeof ref);
+    std::memcpy(&ref, a.body.data(), sizeof ref);
+    auto shard = pool::pool::attach(r.m.shard_pool().descriptor());
+    auto block = shard.attach_allocation(ref.block_offset, ref.block_size);
+    const auto* at = reinterpret_cast<const char*>(block.data() + ref.value_offset);
+    CHECK(std::string(at, ref.value_size) == "in place");
+    block.disown();
+}
+
 TEST_CASE("a full manager refuses the put and keeps everything else", "[ddict][manager]")
 {
     rig r(1u << 20);
@@ -263,4 +286,17 @@ TEST_CASE("a manager survives random and truncated requests", "[ddict][manager][
     CHECK(r.next().h.status == 0);
     r.send(op::get, bytes_of("after"), {}, 0, 0, newest);
     CHECK(text(r.next().body) == "fuzz");
+}
+
+TEST_CASE("size and listings at a retired checkpoint are errors, as gets are", "[ddict][manager]")
+{
+    rig r;
+    r.send(op::put, bytes_of("k"), bytes_of("v"), 0, 0, 1);  // moves the set on to checkpoint 1
+    CHECK(r.next().h.status == 0);
+    const auto retired = static_cast<int>(errc::checkpoint_retired);
+    CHECK(r.call(op::size, "").h.status == retired);
+    CHECK(r.call(op::list, "").h.status == retired);
+    CHECK(r.call(op::get, "k").h.status == retired);
+    r.send(op::size, {}, {}, 0, 0, 1);
+    CHECK(r.next().h.value == 1);
 }

@@ -43,8 +43,9 @@ struct ddict_options {
     std::uint32_t managers_per_policy = 1;
     /// Bytes for data over all managers, split evenly (each manager's shard is a pool of
     /// total_mem / managers bytes). Pools are sparse: memory is used as data arrives. An
-    /// entry (key, value and a 56-byte header) takes a power-of-two block, so a manager's
-    /// share must be more than twice the largest entry.
+    /// entry (key and value; a large one also keeps its 56-byte request header) takes a
+    /// power-of-two block of at least 64 bytes, so a manager's share must be more than
+    /// twice the largest entry.
     std::uint64_t total_mem = std::uint64_t{256} << 20;
     /// A put that would take a manager's shard past this fraction fails with errc::ddict_full.
     double full_threshold = 0.9;
@@ -151,6 +152,8 @@ public:
     [[nodiscard]] std::uint32_t main_manager() const;
     [[nodiscard]] std::vector<std::uint32_t> local_managers() const;
     [[nodiscard]] std::vector<std::uint32_t> manager_nodes() const;
+    /// The process (puid) of each manager, by manager id.
+    [[nodiscard]] std::vector<std::uint64_t> manager_processes() const;
 
     // ---- key operations ------------------------------------------------------------------
     void put(byte_view key, const encoder& value, bool persist, timeout limit);

@@ -250,6 +250,11 @@ public:
     /// The node of each manager, by manager id.
     [[nodiscard]] std::vector<std::uint32_t> manager_nodes() const { return c_.manager_nodes(); }
     [[nodiscard]] std::uint32_t managers() const { return c_.managers(); }
+    /// The process of each manager, by manager id (dragonx::process::attach(puid)).
+    [[nodiscard]] std::vector<std::uint64_t> manager_processes() const
+    {
+        return c_.manager_processes();
+    }
 
     // ---- checkpoints (this handle's id; see spec §6) ----------------------------------
     void checkpoint() { c_.set_checkpoint_id(c_.checkpoint_id() + 1); }
