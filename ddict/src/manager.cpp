@@ -57,6 +57,10 @@ manager::manager(const server_options& options, std::uint32_t id, std::uint32_t 
     pool_ = pool::pool::create({.size = share_ + pool_overhead});
     requests_ = channels::channel::create(
         pool_, {.capacity = manager_queue_capacity, .block_size = manager_queue_block});
+    // As the client's reply wait (client.cpp): spin briefly, then yield to a client that
+    // may share this vCPU.
+    requests_.set_wait_policy({.spin = std::chrono::microseconds(2),
+                               .yield = std::chrono::microseconds(200)});
     scratch_.resize(manager_queue_block);
 }
 
