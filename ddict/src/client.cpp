@@ -747,9 +747,15 @@ void client::put(byte_view key, const encoder& value, bool persist, timeout limi
 
 std::optional<value_bytes> client::get(byte_view key, timeout limit)
 {
+    return value_request(static_cast<std::uint16_t>(op::get), key, limit, "get");
+}
+
+std::optional<value_bytes> client::value_request(std::uint16_t code, byte_view key,
+                                                 timeout limit, std::string_view what)
+{
     const auto until = deadline::after(limit);
     const auto m = which_manager(key);
-    const auto h = session_->header(op::get, checkpoint_, until);
+    const auto h = session_->header(static_cast<op>(code), checkpoint_, until);
     session_->send(m, h, key, nullptr, {}, until);
     auto reply = session_->await_one(h.tag, until, [&] { session_->check_manager(m); });
     const auto r = parse_response(reply.bytes());
@@ -757,7 +763,7 @@ std::optional<value_bytes> client::get(byte_view key, timeout limit)
         return std::nullopt;
     }
     if (r.header.status != 0) {
-        throw_status(r, "get");
+        throw_status(r, what);
     }
     value_bytes v;
     v.holder_ = std::make_unique<value_bytes::holder>();
@@ -794,23 +800,7 @@ bool client::contains(byte_view key, timeout limit)
 
 std::optional<value_bytes> client::pop(byte_view key, timeout limit)
 {
-    const auto until = deadline::after(limit);
-    const auto m = which_manager(key);
-    const auto h = session_->header(op::pop, checkpoint_, until);
-    session_->send(m, h, key, nullptr, {}, until);
-    auto reply = session_->await_one(h.tag, until, [&] { session_->check_manager(m); });
-    const auto r = parse_response(reply.bytes());
-    if (r.header.status == static_cast<std::uint16_t>(errc::key_not_found)) {
-        return std::nullopt;
-    }
-    if (r.header.status != 0) {
-        throw_status(r, "pop");
-    }
-    value_bytes v;
-    v.bytes_ = r.body;
-    v.holder_ = std::make_unique<value_bytes::holder>();
-    v.holder_->message = std::move(reply);
-    return v;
+    return value_request(static_cast<std::uint16_t>(op::pop), key, limit, "pop");
 }
 
 std::int64_t client::fetch_add(byte_view key, std::int64_t n, timeout limit)

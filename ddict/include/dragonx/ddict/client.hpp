@@ -199,6 +199,10 @@ public:
 
 private:
     explicit client(std::shared_ptr<session> s);
+    // A request answered with a value (get, pop): nullopt for key_not_found. `code` is an
+    // op of protocol.hpp.
+    std::optional<value_bytes> value_request(std::uint16_t code, byte_view key, timeout limit,
+                                             std::string_view what);
     std::shared_ptr<session> session_;
     std::uint64_t checkpoint_ = 0;
     std::optional<std::uint32_t> chosen_;
