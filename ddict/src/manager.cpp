@@ -523,14 +523,15 @@ void manager::do_stats(const pending& p)
     s.total_bytes = share_;
     s.used_bytes = set_.stored_bytes();
     s.free_bytes = share_ > s.used_bytes ? share_ - s.used_bytes : 0;
-    s.utilization = share_ == 0 ? 0 : static_cast<double>(s.used_bytes) / static_cast<double>(share_);
+    s.utilization =
+        share_ == 0 ? 0 : static_cast<double>(s.used_bytes) / static_cast<double>(share_);
     s.num_keys = set_.entry_count();
     s.pool_free_bytes = pool_.stats().free_bytes;
     const auto body = encode(s);
     reply(p.h, errc::ok, {}, 0, 0, body);
 }
 
-// ---- entries -------------------------------------------------------------------------------------
+// ---- entries ---------------------------------------------------------------------------------
 
 void manager::check_writable() const
 {
@@ -639,8 +640,8 @@ void manager::reply(const request_header& h, errc status, std::string_view info,
                      h.client, e.what());
         if (status == errc::ok && !body.empty()) {
             // Tell the client why its value did not come.
-            reply(h, e.code().value() == static_cast<int>(errc::timeout) ? errc::timeout
-                                                                           : errc::message_too_large,
+            const bool timed_out = e.code().value() == static_cast<int>(errc::timeout);
+            reply(h, timed_out ? errc::timeout : errc::message_too_large,
                   fmt::format("ddict manager {}: the reply of {} bytes could not be delivered: {}",
                               id_, n, e.what()));
         }

@@ -61,7 +61,8 @@ private:
         entry value;  // put, bput: the entry to store
         std::vector<std::byte> owned_key;
         std::vector<std::byte> owned_body;
-        std::chrono::steady_clock::time_point expires = std::chrono::steady_clock::time_point::max();
+        std::chrono::steady_clock::time_point expires =
+            std::chrono::steady_clock::time_point::max();
     };
 
     struct client_link {

@@ -60,8 +60,8 @@ bool orchestrator::bring_up(const std::string& creator_reply)
                     if (!ready[i] && !processes_[i].alive()) {
                         const auto code = processes_[i].exit_code();
                         failure = fmt::format(
-                            "ddict {}: manager {} (node {}) exited during start-up{}", options_.name,
-                            i, processes_[i].node(),
+                            "ddict {}: manager {} (node {}) exited during start-up{}",
+                            options_.name, i, processes_[i].node(),
                             code ? fmt::format(" with code {}", *code) : std::string());
                     }
                 }

@@ -136,14 +136,16 @@ int ops()
     check(d.get("alpha") == "1", "get alpha");
     check(static_cast<std::string>(d["beta"]) == "2", "d[beta]");
     check(!d.find("gamma").has_value(), "find of a missing key");
-    expect_error(dragonx::errc::key_not_found, "get of a missing key", [&] { (void)d.get("gamma"); });
+    expect_error(dragonx::errc::key_not_found, "get of a missing key",
+                 [&] { (void)d.get("gamma"); });
     check(d.contains("alpha") && !d.contains("gamma"), "contains");
     d.put("alpha", "one");
     check(d.get("alpha") == "one", "overwrite");
     check(d.size() == 2, "size 2");
     check(d.pop("alpha") == "one", "pop");
     check(!d.contains("alpha") && d.size() == 1, "popped");
-    expect_error(dragonx::errc::key_not_found, "pop of a missing key", [&] { (void)d.pop("alpha"); });
+    expect_error(dragonx::errc::key_not_found, "pop of a missing key",
+                 [&] { (void)d.pop("alpha"); });
 
     // many keys over every manager: size, keys, values, items, distribution
     const int n = 2000;

@@ -168,7 +168,10 @@ public:
         }
         return decode<V>(v->bytes(), "ddict value");
     }
-    [[nodiscard]] bool contains(const K& k) { return c_.contains(key_bytes(k), c_.default_timeout()); }
+    [[nodiscard]] bool contains(const K& k)
+    {
+        return c_.contains(key_bytes(k), c_.default_timeout());
+    }
     /// Removes k and returns its value; errc::key_not_found if missing.
     V pop(const K& k) { return pop(k, c_.default_timeout()); }
     V pop(const K& k, timeout limit)
@@ -191,7 +194,10 @@ public:
         c_.wait_for(key_bytes(k), value_encoder(v), limit);
     }
     /// Broadcast put: a copy on every manager, read back cheaply by bget from the nearest.
-    void bput(const K& k, const V& v) { c_.bput(key_bytes(k), value_encoder(v), c_.default_timeout()); }
+    void bput(const K& k, const V& v)
+    {
+        c_.bput(key_bytes(k), value_encoder(v), c_.default_timeout());
+    }
     [[nodiscard]] V bget(const K& k)
     {
         auto v = c_.bget(key_bytes(k), c_.default_timeout());
@@ -223,8 +229,14 @@ public:
     [[nodiscard]] std::uint64_t size() { return c_.size(c_.default_timeout()); }
     [[nodiscard]] std::uint64_t local_size() { return c_.local_size(c_.default_timeout()); }
     void clear() { c_.clear(c_.default_timeout()); }
-    [[nodiscard]] ddict_range<K> keys() { return {c_.list(true, false, false, c_.default_timeout()), &decode_key}; }
-    [[nodiscard]] ddict_range<V> values() { return {c_.list(false, true, false, c_.default_timeout()), &decode_value}; }
+    [[nodiscard]] ddict_range<K> keys()
+    {
+        return {c_.list(true, false, false, c_.default_timeout()), &decode_key};
+    }
+    [[nodiscard]] ddict_range<V> values()
+    {
+        return {c_.list(false, true, false, c_.default_timeout()), &decode_value};
+    }
     [[nodiscard]] ddict_range<std::pair<K, V>> items()
     {
         return {c_.list(true, true, false, c_.default_timeout()), &decode_item};
@@ -243,7 +255,10 @@ public:
     // ---- managers ------------------------------------------------------------------------
     /// A handle whose every operation targets manager `id` only.
     [[nodiscard]] ddict manager(std::uint32_t id) const { return ddict(c_.with_manager(id)); }
-    [[nodiscard]] std::uint32_t which_manager(const K& k) const { return c_.which_manager(key_bytes(k)); }
+    [[nodiscard]] std::uint32_t which_manager(const K& k) const
+    {
+        return c_.which_manager(key_bytes(k));
+    }
     /// A manager on this node if there is one (the chosen one for manager(i) handles).
     [[nodiscard]] std::uint32_t main_manager() const { return c_.main_manager(); }
     [[nodiscard]] std::vector<std::uint32_t> local_managers() const { return c_.local_managers(); }
@@ -327,7 +342,10 @@ private:
         return out;
     }
     static K decode_key(dict::byte_view k, dict::byte_view) { return decode<K>(k, "ddict key"); }
-    static V decode_value(dict::byte_view, dict::byte_view v) { return decode<V>(v, "ddict value"); }
+    static V decode_value(dict::byte_view, dict::byte_view v)
+    {
+        return decode<V>(v, "ddict value");
+    }
     static std::pair<K, V> decode_item(dict::byte_view k, dict::byte_view v)
     {
         return {decode<K>(k, "ddict key"), decode<V>(v, "ddict value")};
