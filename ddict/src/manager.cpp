@@ -189,19 +189,21 @@ bool manager::attempt(pending& p)
 
 // ---- key operations --------------------------------------------------------------------------
 
-bool manager::do_put(pending& p, bool persist)
+bool manager::finish(const request_header& h, outcome o, bool wrote)
 {
-    const auto o = set_.put(p.h.checkpoint, p.h.client, p.value, persist);
     if (o == outcome::deferred) {
         return false;
     }
-    if (o == outcome::done) {
-        reply(p.h, errc::ok);
+    reply_outcome(h, o);
+    if (o == outcome::done && wrote) {
         retry_deferred();
-    } else {
-        reply_outcome(p.h, o);
     }
     return true;
+}
+
+bool manager::do_put(pending& p, bool persist)
+{
+    return finish(p.h, set_.put(p.h.checkpoint, p.h.client, p.value, persist), true);
 }
 
 bool manager::do_get(pending& p)
@@ -209,12 +211,8 @@ bool manager::do_get(pending& p)
     set_.note_read(p.h.checkpoint, p.h.client);
     const entry* found = nullptr;
     const auto o = set_.get(p.h.checkpoint, p.key, &found);
-    if (o == outcome::deferred) {
-        return false;
-    }
     if (o != outcome::done) {
-        reply_outcome(p.h, o);
-        return true;
+        return finish(p.h, o, false);
     }
     const auto link = clients_.find(p.h.client);
     if (frozen_ && link != clients_.end() && link->second.same_node) {
@@ -237,21 +235,13 @@ bool manager::do_pop(pending& p)
     // checkpoint, where pop only masks it).
     const entry* found = nullptr;
     const auto o = set_.get(p.h.checkpoint, p.key, &found);
-    if (o == outcome::deferred) {
-        return false;
-    }
     if (o != outcome::done) {
-        reply_outcome(p.h, o);
-        return true;
+        return finish(p.h, o, false);
     }
     entry removed;
     const auto popped = set_.pop(p.h.checkpoint, p.h.client, p.key, removed);
-    if (popped == outcome::deferred) {
-        return false;
-    }
     if (popped != outcome::done) {
-        reply_outcome(p.h, popped);
-        return true;
+        return finish(p.h, popped, false);
     }
     reply(p.h, errc::ok, {}, 0, 0, removed ? removed.value() : found->value());
     retry_deferred();
@@ -261,29 +251,15 @@ bool manager::do_pop(pending& p)
 bool manager::do_clear(pending& p)
 {
     check_writable();
-    const auto o = set_.clear(p.h.checkpoint, p.h.client);
-    if (o == outcome::deferred) {
-        return false;
-    }
-    if (o == outcome::done) {
-        reply(p.h, errc::ok);
-        retry_deferred();
-    } else {
-        reply_outcome(p.h, o);
-    }
-    return true;
+    return finish(p.h, set_.clear(p.h.checkpoint, p.h.client), true);
 }
 
 bool manager::do_fetch_add(pending& p)
 {
     check_writable();
     const auto ready = set_.ensure(p.h.checkpoint);
-    if (ready == outcome::deferred) {
-        return false;
-    }
     if (ready != outcome::done) {
-        reply_outcome(p.h, ready);
-        return true;
+        return finish(p.h, ready, false);
     }
     std::int64_t old = 0;
     const entry* found = nullptr;
@@ -309,16 +285,7 @@ bool manager::do_fetch_add(pending& p)
 
 bool manager::do_wait_for(pending& p)
 {
-    const auto o = set_.value_is(p.h.checkpoint, p.key, p.body);
-    if (o == outcome::deferred) {
-        return false;
-    }
-    if (o == outcome::done) {
-        reply(p.h, errc::ok);
-    } else {
-        reply_outcome(p.h, o);
-    }
-    return true;
+    return finish(p.h, set_.value_is(p.h.checkpoint, p.key, p.body), false);
 }
 
 // ---- deferred requests ------------------------------------------------------------------------
@@ -337,6 +304,16 @@ void manager::defer(pending&& p)
 
 void manager::retry_deferred()
 {
+    // A retried write calls this again: the outer call's passes cover what it would do (and
+    // a nested pass would erase under the outer one's iterator).
+    if (retrying_) {
+        return;
+    }
+    retrying_ = true;
+    struct reset {
+        bool& flag;
+        ~reset() { flag = false; }
+    } done_retrying{retrying_};
     // A finished request may unblock another: go round until a pass finishes none.
     bool progress = true;
     while (progress && !deferred_.empty()) {

@@ -87,6 +87,9 @@ private:
 
     // Each returns true when the request is finished (answered), false when it must wait.
     bool attempt(pending& p);
+    /// Answers a request whose reply is its outcome alone (ok, not found, retired); false,
+    /// answering nothing, when deferred. A completed write retries the deferred requests.
+    bool finish(const request_header& h, outcome o, bool wrote);
     bool do_put(pending& p, bool persist);
     bool do_get(pending& p);
     bool do_pop(pending& p);
@@ -128,6 +131,7 @@ private:
     working_set set_;
     bool frozen_ = false;
     bool stopping_ = false;
+    bool retrying_ = false;  // inside retry_deferred()
     std::uint64_t dropped_ = 0;  // malformed requests
 
     std::unordered_map<std::uint64_t, client_link> clients_;
