@@ -90,6 +90,21 @@ std::string ddict_program()
 
 class session {
 public:
+    /// A reply and its parsed form (whose spans point into the message).
+    struct received {
+        channels::message message;
+        parsed_response parsed;
+    };
+
+    /// The reply's parsed form; throws its error status.
+    static const parsed_response& expect_ok(const received& got, std::string_view what)
+    {
+        if (got.parsed.header.status != 0) {
+            throw_status(got.parsed, what);
+        }
+        return got.parsed;
+    }
+
     session()
     {
         auto& rt = runtime::current();
@@ -125,11 +140,8 @@ public:
         t.where = policy{.placement_kind = placement::local};
         orchestrator_ = process::start(t);
         const auto until = deadline::after(create_timeout);
-        auto reply = await_one(1, until, [this] { check_orchestrator(); });
-        const auto r = parse_response(reply.bytes());
-        if (r.header.status != 0) {
-            throw_status(r, "create");
-        }
+        const auto got = await_one(1, until, [this] { check_orchestrator(); });
+        const auto& r = expect_ok(got, "create");
         decoder in(r.body, "ddict creation reply");
         descriptor_ = codec<std::string>::decode(in);
         dir_ = codec<directory>::decode(in);
@@ -145,12 +157,8 @@ public:
         auto orc = channels::channel::attach(desc_.orchestrator);
         const auto until = deadline::after(limit);
         send_orchestrator(orc, op::attach, 1, until);
-        auto reply = await_one(1, until, [this] { check_orchestrator(); });
-        const auto r = parse_response(reply.bytes());
-        if (r.header.status != 0) {
-            throw_status(r, "attach");
-        }
-        dir_ = decode<directory>(r.body, "ddict directory");
+        const auto got = await_one(1, until, [this] { check_orchestrator(); });
+        dir_ = decode<directory>(expect_ok(got, "attach").body, "ddict directory");
         if (dir_.managers.size() != desc_.managers) {
             throw_error(errc::malformed_message, "ddict directory: wrong number of managers");
         }
@@ -164,11 +172,7 @@ public:
         auto orc = channels::channel::attach(desc_.orchestrator);
         const auto tag = next_tag();
         send_orchestrator(orc, op::destroy, tag, until);
-        auto reply = await_one(tag, until, [this] { check_orchestrator(); });
-        const auto r = parse_response(reply.bytes());
-        if (r.header.status != 0) {
-            throw_status(r, "destroy");
-        }
+        (void)expect_ok(await_one(tag, until, [this] { check_orchestrator(); }), "destroy");
         if (orchestrator_) {
             (void)orchestrator_->join(until.remaining().value_or(10s));
         }
@@ -286,19 +290,15 @@ public:
 
     /// Waits for the reply with `tag` from manager m (replies with other tags are late
     /// answers to abandoned requests: dropped). Throws on an error status.
-    channels::message call(std::uint32_t m, const request_header& h, const deadline& until,
-                           std::string_view what)
+    received call(std::uint32_t m, const request_header& h, const deadline& until,
+                  std::string_view what)
     {
-        auto reply = await_one(h.tag, until, [this, m] { check_manager(m); });
-        const auto r = parse_response(reply.bytes());
-        if (r.header.status != 0) {
-            throw_status(r, what);
-        }
-        return reply;
+        auto got = await_one(h.tag, until, [this, m] { check_manager(m); });
+        (void)expect_ok(got, what);
+        return got;
     }
 
-    /// Sends `h` to every manager in `targets` and calls on_reply(index, response) for each
-    /// reply. The first error status is thrown after every reply has arrived.
+    /// Sends `h` to every manager in `targets`, then collects their replies.
     template <class OnReply>
     void broadcast(const std::vector<std::uint32_t>& targets, request_header h, byte_view key,
                    const encoder* value, const deadline& until, std::string_view what,
@@ -310,30 +310,37 @@ public:
             tags[i] = h.tag;
             send(targets[i], h, key, value, {}, until);
         }
+        collect(targets, tags, until, what, on_reply);
+    }
+
+    /// Waits for the reply of each request sent to targets[i] with tags[i], and calls
+    /// on_reply(i, response) for each successful one. The first error (an error status, or
+    /// what on_reply threw) is thrown once every reply has arrived.
+    template <class OnReply>
+    void collect(const std::vector<std::uint32_t>& targets, std::vector<std::uint64_t>& tags,
+                 const deadline& until, std::string_view what, OnReply&& on_reply)
+    {
         std::optional<error> first;
-        std::size_t left = targets.size();
-        while (left > 0) {
-            auto reply = await_any(tags, until, [&] {
+        for (std::size_t left = targets.size(); left > 0; --left) {
+            const auto got = await_any(tags, until, [&] {
                 for (std::size_t i = 0; i < targets.size(); ++i) {
                     if (tags[i] != 0) {
                         check_manager(targets[i]);
                     }
                 }
             });
-            const auto r = parse_response(reply.bytes());
+            const auto& r = got.parsed;
             const auto i = static_cast<std::size_t>(
                 std::find(tags.begin(), tags.end(), r.header.tag) - tags.begin());
             tags[i] = 0;
-            --left;
-            if (r.header.status != 0) {
+            try {
+                (void)expect_ok(got, what);
+                on_reply(i, r);
+            } catch (const error& e) {
                 if (!first) {
-                    first.emplace(static_cast<errc>(r.header.status),
-                                  r.info.empty() ? fmt::format("ddict {} failed", what)
-                                                 : std::string(r.info));
+                    first = e;
                 }
-                continue;
             }
-            on_reply(i, r);
         }
         if (first) {
             throw *first;
@@ -343,7 +350,7 @@ public:
     // ---- replies ----------------------------------------------------------------------------
 
     template <class Check>
-    channels::message await_one(std::uint64_t tag, const deadline& until, Check&& check)
+    received await_one(std::uint64_t tag, const deadline& until, Check&& check)
     {
         std::uint64_t tags[] = {tag};
         return await_any(tags, until, check);
@@ -351,8 +358,8 @@ public:
 
     /// The next reply whose tag is one of `tags` (0 entries are ignored).
     template <class Check>
-    channels::message await_any(std::span<const std::uint64_t> tags, const deadline& until,
-                                Check&& check)
+    received await_any(std::span<const std::uint64_t> tags, const deadline& until,
+                       Check&& check)
     {
         ensure_open();
         auto next_check = clock::now() + liveness_interval;
@@ -361,7 +368,7 @@ public:
                 const auto r = parse_response(msg->bytes());
                 if (std::find(tags.begin(), tags.end(), r.header.tag) != tags.end() &&
                     r.header.tag != 0) {
-                    return std::move(*msg);
+                    return {std::move(*msg), r};
                 }
                 continue;  // a late reply to a request given up on
             }
@@ -551,8 +558,9 @@ bool listing::next(byte_view& key, byte_view& value)
         h.arg = st.iteration;
         h.arg2 = st.position;
         st.s->send(m, h, {}, nullptr, {}, until);
-        st.page = st.s->call(m, h, until, "listing");
-        const auto r = parse_response(st.page.bytes());
+        auto got = st.s->call(m, h, until, "listing");
+        const auto r = got.parsed;
+        st.page = std::move(got.message);
         st.iteration = r.header.aux;
         st.position = r.header.value;
         st.more = r.header.value != 0;
@@ -757,14 +765,12 @@ std::optional<value_bytes> client::value_request(std::uint16_t code, byte_view k
     const auto m = which_manager(key);
     const auto h = session_->header(static_cast<op>(code), checkpoint_, until);
     session_->send(m, h, key, nullptr, {}, until);
-    auto reply = session_->await_one(h.tag, until, [&] { session_->check_manager(m); });
-    const auto r = parse_response(reply.bytes());
+    auto got = session_->await_one(h.tag, until, [&] { session_->check_manager(m); });
+    const auto r = got.parsed;
     if (r.header.status == static_cast<std::uint16_t>(errc::key_not_found)) {
         return std::nullopt;
     }
-    if (r.header.status != 0) {
-        throw_status(r, what);
-    }
+    (void)session::expect_ok(got, what);
     value_bytes v;
     v.holder_ = std::make_unique<value_bytes::holder>();
     if (r.header.aux == frozen_reply_marker) {
@@ -784,7 +790,7 @@ std::optional<value_bytes> client::value_request(std::uint16_t code, byte_view k
         return v;
     }
     v.bytes_ = r.body;
-    v.holder_->message = std::move(reply);
+    v.holder_->message = std::move(got.message);
     return v;
 }
 
@@ -794,8 +800,7 @@ bool client::contains(byte_view key, timeout limit)
     const auto m = which_manager(key);
     const auto h = session_->header(op::contains, checkpoint_, until);
     session_->send(m, h, key, nullptr, {}, until);
-    const auto reply = session_->call(m, h, until, "contains");
-    return parse_response(reply.bytes()).header.value != 0;
+    return session_->call(m, h, until, "contains").parsed.header.value != 0;
 }
 
 std::optional<value_bytes> client::pop(byte_view key, timeout limit)
@@ -810,8 +815,7 @@ std::int64_t client::fetch_add(byte_view key, std::int64_t n, timeout limit)
     auto h = session_->header(op::fetch_add, checkpoint_, until);
     h.arg = static_cast<std::uint64_t>(n);
     session_->send(m, h, key, nullptr, {}, until);
-    const auto reply = session_->call(m, h, until, "fetch_add");
-    return static_cast<std::int64_t>(parse_response(reply.bytes()).header.value);
+    return static_cast<std::int64_t>(session_->call(m, h, until, "fetch_add").parsed.header.value);
 }
 
 void client::wait_for(byte_view key, const encoder& value, timeout limit)
@@ -915,8 +919,7 @@ bool client::is_frozen(timeout limit)
     const auto m = main_manager();
     const auto h = session_->header(op::is_frozen, checkpoint_, until);
     session_->send(m, h, {}, nullptr, {}, until);
-    const auto reply = session_->call(m, h, until, "is_frozen");
-    return parse_response(reply.bytes()).header.value != 0;
+    return session_->call(m, h, until, "is_frozen").parsed.header.value != 0;
 }
 
 std::vector<ddict_stats> client::stats(timeout limit)
@@ -1033,33 +1036,13 @@ void client::batch_end(timeout limit)
         tags[i] = h.tag;
         session_->send(targets[i], h, {}, nullptr, {}, until);
     }
-    std::optional<error> first;
-    for (std::size_t left = targets.size(); left > 0; --left) {
-        auto reply = session_->await_any(tags, until, [&] {
-            for (std::size_t i = 0; i < targets.size(); ++i) {
-                if (tags[i] != 0) {
-                    session_->check_manager(targets[i]);
-                }
-            }
-        });
-        const auto r = parse_response(reply.bytes());
-        const auto i = static_cast<std::size_t>(
-            std::find(tags.begin(), tags.end(), r.header.tag) - tags.begin());
-        tags[i] = 0;
-        if (first) {
-            continue;
+    session_->collect(targets, tags, until, "batch", [&](std::size_t i, const parsed_response& r) {
+        if (r.header.value != b.sent[targets[i]]) {
+            throw_error(errc::internal,
+                        fmt::format("ddict {}: manager {} stored {} of the batch's {} records",
+                                    name(), targets[i], r.header.value, b.sent[targets[i]]));
         }
-        if (r.header.status != 0) {
-            first.emplace(static_cast<errc>(r.header.status), std::string(r.info));
-        } else if (r.header.value != b.sent[targets[i]]) {
-            first.emplace(errc::internal,
-                          fmt::format("ddict {}: manager {} stored {} of the batch's {} records",
-                                      name(), targets[i], r.header.value, b.sent[targets[i]]));
-        }
-    }
-    if (first) {
-        throw *first;
-    }
+    });
 }
 
 // ---- lifetime ----------------------------------------------------------------------------

@@ -96,7 +96,6 @@ public:
 
 private:
     friend class client;
-    friend class listing;
     struct holder;
     std::unique_ptr<holder> holder_;
     byte_view bytes_;
