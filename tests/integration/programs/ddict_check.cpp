@@ -24,24 +24,16 @@
 
 #include <dragonx/dragonx.hpp>
 
+#include "checks.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using sdict = dragonx::ddict<std::string, std::string>;
-
-[[noreturn]] void fail(const std::string& why)
-{
-    std::cout << "FAIL " << why << std::endl;
-    std::exit(1);
-}
-
-void check(bool ok, const std::string& what)
-{
-    if (!ok) {
-        fail(what);
-    }
-}
+using dragonx::integration::check;
+using dragonx::integration::fail;
+using dragonx::integration::start_on;
 
 template <class F>
 void expect_error(dragonx::errc code, const std::string& what, F&& f)
@@ -55,17 +47,6 @@ void expect_error(dragonx::errc code, const std::string& what, F&& f)
         return;
     }
     fail(what + ": no error");
-}
-
-std::string program_path() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
-
-dragonx::process start_on(std::uint32_t node, std::vector<std::string> args)
-{
-    dragonx::process_template t;
-    t.exe = program_path();
-    t.args = std::move(args);
-    t.where = dragonx::policy{.placement_kind = dragonx::placement::host_id, .host_id = node};
-    return dragonx::process::start(t);
 }
 
 // Shared-memory objects of this run (pools of this run's processes and daemons).

@@ -28,39 +28,17 @@
 
 #include <dragonx/dragonx.hpp>
 
+#include "checks.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 using dragonx::channels::channel;
 using dragonx::channels::poll_event;
 using clock_type = std::chrono::steady_clock;
-
-[[noreturn]] void fail(const std::string& why)
-{
-    std::cout << "FAIL " << why << std::endl;
-    std::exit(1);
-}
-
-void check(bool ok, const std::string& what)
-{
-    if (!ok) {
-        fail(what);
-    }
-}
-
-std::string program_path()
-{
-    return std::filesystem::read_symlink("/proc/self/exe").string();
-}
-
-dragonx::process start_on(std::uint32_t node, std::vector<std::string> args)
-{
-    dragonx::policy where;
-    where.placement_kind = dragonx::placement::host_id;
-    where.host_id = node;
-    return dragonx::process::start(
-        {.exe = program_path(), .args = std::move(args), .where = where});
-}
+using dragonx::integration::check;
+using dragonx::integration::fail;
+using dragonx::integration::start_on;
 
 void join_ok(dragonx::process& p, const std::string& what)
 {

@@ -237,7 +237,7 @@ TEST_CASE("a full manager refuses the put and keeps everything else", "[ddict][m
     CHECK(r.call(op::put, "again", value).h.status == 0);
 }
 
-TEST_CASE("wait_for is answered when the value arrives, or times out", "[ddict][manager]")
+TEST_CASE("wait_for is answered once the key holds the value", "[ddict][manager]")
 {
     rig r;
     const auto t = r.send(op::wait_for, bytes_of("flag"), bytes_of("go"));
