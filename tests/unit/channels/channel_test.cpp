@@ -2,6 +2,8 @@
 // destruction, remote handles and malformed descriptors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -147,23 +149,32 @@ TEST_CASE("a message too large for the buffer stays in the channel", "[channels]
     CHECK_FALSE(ch.peek_size());
 }
 
+// The shortest of three timings of `op`, each checked not to end before `limit`. One timing can be
+// descheduled for tens of milliseconds on a loaded two-vCPU machine (CI runs the ASan tests two at
+// a time); a timeout that really fires late is late every time.
+template <class Op>
+std::chrono::nanoseconds shortest_timed_out_wait(std::chrono::milliseconds limit, Op op)
+{
+    auto shortest = std::chrono::nanoseconds::max();
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        const auto t0 = std::chrono::steady_clock::now();
+        CHECK(errc_of(op) == errc::timeout);
+        const auto waited = std::chrono::steady_clock::now() - t0;
+        CHECK(waited >= limit);
+        shortest = std::min<std::chrono::nanoseconds>(shortest, waited);
+    }
+    return shortest;
+}
+
 TEST_CASE("timeouts are honoured within milliseconds", "[channels]")
 {
     auto p = pool::create({.size = 1 << 20});
     auto ch = channel::create(p, {.capacity = 1, .block_size = 64});
     std::byte b[64];
-    auto t0 = std::chrono::steady_clock::now();
-    CHECK(errc_of([&] { (void)ch.recv(b, 50ms); }) == errc::timeout);
-    auto waited = std::chrono::steady_clock::now() - t0;
-    CHECK(waited >= 50ms);
-    CHECK(waited < 100ms);
+    CHECK(shortest_timed_out_wait(50ms, [&] { (void)ch.recv(b, 50ms); }) < 100ms);
 
     ch.send(as_bytes("one"), 0ns);
-    t0 = std::chrono::steady_clock::now();
-    CHECK(errc_of([&] { ch.send(as_bytes("two"), 50ms); }) == errc::timeout);
-    waited = std::chrono::steady_clock::now() - t0;
-    CHECK(waited >= 50ms);
-    CHECK(waited < 100ms);
+    CHECK(shortest_timed_out_wait(50ms, [&] { ch.send(as_bytes("two"), 50ms); }) < 100ms);
 
     CHECK(errc_of([&] { ch.send(as_bytes("two"), 0ns); }) == errc::timeout);
     CHECK(errc_of([&] { ch.send(as_bytes("two"), -1ns); }) == errc::invalid_argument);
