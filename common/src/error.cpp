@@ -36,6 +36,8 @@ public:
         case errc::peer_lost: return "peer lost";
         case errc::process_failed: return "process failed";
         case errc::invalid_operation: return "invalid operation";
+        case errc::checkpoint_unavailable: return "checkpoint not persisted";
+        case errc::corrupt_file: return "corrupt file";
         }
         return "unknown dragonx error " + std::to_string(value);
     }

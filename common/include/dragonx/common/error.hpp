@@ -39,6 +39,8 @@ enum class errc : int {
     peer_lost = 22,            // a daemon, launcher or connection died or stopped answering
     process_failed = 23,       // a managed process could not start, or exited with an error
     invalid_operation = 24,    // not allowed in the object's state (writing a frozen ddict)
+    checkpoint_unavailable = 25,  // no persisted copy of the requested ddict checkpoint
+    corrupt_file = 26,         // a file fails its checks (torn, truncated, wrong checksum)
 };
 
 const std::error_category& dragonx_category() noexcept;
