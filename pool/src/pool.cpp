@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -313,6 +315,105 @@ pool pool::create(const pool_options& options)
         throw;
     }
     log::get("pool").debug("created pool {} ({} bytes)", ident.shm_name(), ident.usable_size);
+    return pool(std::make_unique<pool_state>(std::move(seg), std::move(ident), true));
+}
+
+namespace {
+
+// A kept pool's name: "/dragonx-kept-" then [A-Za-z0-9._-], at most NAME_MAX in all.
+void check_kept_name(std::string_view name)
+{
+    constexpr std::string_view prefix = "/dragonx-kept-";
+    const auto ok_char = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+    };
+    if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > 250 ||
+        !std::all_of(name.begin() + 1, name.end(), ok_char)) {
+        throw_error(errc::invalid_argument,
+                    "'" + std::string(name) + "' is not a kept pool name (/dragonx-kept-<name>)");
+    }
+}
+
+std::string shm_path(std::string_view name)
+{
+    return "/dev/shm" + std::string(name);
+}
+
+// Renames shm object `from` to `to`, failing if `to` exists (link, then unlink).
+void rename_shm(std::string_view from, std::string_view to)
+{
+    if (::link(shm_path(from).c_str(), shm_path(to).c_str()) != 0) {
+        if (errno == EEXIST) {
+            throw_error(errc::already_exists, "cannot rename pool " + std::string(from) +
+                                                  ": " + std::string(to) + " exists");
+        }
+        if (errno == ENOENT) {
+            throw_error(errc::not_found, "no pool " + std::string(from));
+        }
+        throw_system_error_on(true, ("link " + shm_path(from) + " " + shm_path(to)).c_str());
+    }
+    ::unlink(shm_path(from).c_str());
+}
+
+}  // namespace
+
+void pool::keep(std::string_view kept_name)
+{
+    using namespace detail;
+    check_kept_name(kept_name);
+    auto& s = state();
+    rename_shm(s.identity.shm_name(), kept_name);
+    log::get("pool").debug("kept pool {} as {}", s.identity.shm_name(), kept_name);
+    s.owner = false;
+    detach();
+}
+
+pool pool::reclaim(std::string_view kept_name, const pool_options& identity)
+{
+    using namespace detail;
+    check_kept_name(kept_name);
+    const auto me = run_identity::from_environment();
+    pool_identity ident;
+    ident.run = identity.run.value_or(me.run);
+    ident.node = identity.node.value_or(me.node);
+    ident.id = identity.id ? *identity.id : random_u64();
+    ident.nonce = random_u64();
+    if (!is_valid_run_id(ident.run)) {
+        throw_error(errc::invalid_argument, "cannot reclaim pool " + std::string(kept_name) +
+                                                ": '" + ident.run + "' is not a valid run id");
+    }
+    // Check it is a pool of this build before renaming anything.
+    {
+        auto seg = shm_segment::open(std::string(kept_name));
+        if (seg.size() < sizeof(pool_header)) {
+            throw_error(errc::corrupt_object,
+                        "kept pool " + std::string(kept_name) + " is not a dragonx pool");
+        }
+        const auto& h = *reinterpret_cast<const pool_header*>(seg.data());
+        pool_identity old;
+        old.run = std::string(h.run, strnlen(h.run, sizeof h.run));
+        old.node = h.node;
+        old.id = h.pool_id;
+        old.nonce = h.nonce;
+        old.usable_size = h.usable_size;
+        if (h.magic != header_magic || !is_valid_run_id(old.run)) {
+            throw_error(errc::corrupt_object,
+                        "kept pool " + std::string(kept_name) + " is not a dragonx pool");
+        }
+        validate_header(seg, old);
+        ident.usable_size = old.usable_size;
+    }
+    rename_shm(kept_name, ident.shm_name());
+    auto seg = shm_segment::open(ident.shm_name());
+    auto& h = *reinterpret_cast<pool_header*>(seg.data());
+    h.node = ident.node;
+    std::memset(h.run, 0, sizeof h.run);
+    std::strncpy(h.run, ident.run.c_str(), sizeof h.run - 1);
+    h.pool_id = ident.id;
+    h.nonce = ident.nonce;
+    h.creator_pid = static_cast<std::uint32_t>(::getpid());
+    log::get("pool").debug("reclaimed kept pool {} as {}", kept_name, ident.shm_name());
     return pool(std::make_unique<pool_state>(std::move(seg), std::move(ident), true));
 }
 

@@ -3,8 +3,12 @@
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <type_traits>
 
@@ -238,4 +242,72 @@ TEST_CASE("a pool attached in another process shares its blocks", "[pool][multip
     });
     REQUIRE(c.succeeded());
     CHECK(p.stats().free_bytes == start_free);
+}
+
+TEST_CASE("a kept pool outlives its handle and is reclaimed with its blocks", "[pool][keep]")
+{
+    const std::string kept = "/dragonx-kept-test-" + std::to_string(::getpid());
+    auto p = pool::create({.size = 1 << 20});
+    const std::string old_name = p.name();
+    const std::string old_descriptor = p.descriptor();
+    auto block = p.allocate(3000, std::chrono::seconds(1));
+    std::memcpy(block.data(), "kept bytes", 10);
+    const auto offset = block.offset();
+    block.disown();
+    const auto free_before = p.stats().free_bytes;
+
+    p.keep(kept);
+    CHECK_FALSE(p);
+    CHECK_FALSE(shm_exists(old_name));
+    CHECK(shm_exists(kept));
+    CHECK(errc_of([&] { (void)pool::attach(old_descriptor); }) == errc::not_found);
+
+    auto q = pool::reclaim(kept, {.id = 0x5eed});
+    CHECK_FALSE(shm_exists(kept));
+    CHECK(shm_exists(q.name()));
+    CHECK(q.owner());
+    CHECK(q.id() == 0x5eed);
+    CHECK(q.stats().free_bytes == free_before);
+    auto again = q.attach_allocation(offset, 3000);
+    CHECK(std::memcmp(again.data(), "kept bytes", 10) == 0);
+    // The new identity's descriptors attach.
+    auto r = pool::attach(q.descriptor());
+    CHECK(r.size() == q.size());
+    const std::string new_name = q.name();
+    r = {};
+    again = {};
+    q = {};
+    CHECK_FALSE(shm_exists(new_name));
+}
+
+TEST_CASE("keep and reclaim refuse bad names, missing pools and foreign objects", "[pool][keep]")
+{
+    auto p = pool::create({.size = 1 << 16});
+    CHECK(errc_of([&] { p.keep("/elsewhere"); }) == errc::invalid_argument);
+    CHECK(errc_of([&] { p.keep("/dragonx-kept-a/b"); }) == errc::invalid_argument);
+    CHECK(errc_of([&] { p.keep("/dragonx-kept-"); }) == errc::invalid_argument);
+    CHECK(p);  // still ours
+    CHECK(errc_of([&] { (void)pool::reclaim("/dragonx-kept-nothing-here-1", {}); }) ==
+          errc::not_found);
+
+    // A kept name that is not a pool is refused and left where it is.
+    const std::string junk = "/dragonx-kept-junk-" + std::to_string(::getpid());
+    {
+        std::FILE* f = std::fopen(("/dev/shm" + junk).c_str(), "w");
+        REQUIRE(f != nullptr);
+        std::fputs(std::string(8192, 'x').c_str(), f);
+        std::fclose(f);
+    }
+    CHECK(errc_of([&] { (void)pool::reclaim(junk, {}); }) == errc::corrupt_object);
+    CHECK(shm_exists(junk));
+    ::unlink(("/dev/shm" + junk).c_str());
+
+    // Keeping onto a name that is taken fails and leaves the pool as it was.
+    const std::string taken = "/dragonx-kept-taken-" + std::to_string(::getpid());
+    auto other = pool::create({.size = 1 << 16});
+    other.keep(taken);
+    CHECK(errc_of([&] { p.keep(taken); }) == errc::already_exists);
+    CHECK(p);
+    CHECK(shm_exists(p.name()));
+    auto back = pool::reclaim(taken, {});  // owner: removed at the end of the test
 }

@@ -144,6 +144,14 @@ public:
     /// too small), or a system error.
     [[nodiscard]] static pool create(const pool_options& options);
 
+    /// Takes a pool kept by keep() as its owner, under a new identity (`identity`'s run, node
+    /// and id as for create(); its size and reserve are ignored): the shm object is renamed
+    /// to the new identity's name and stamped with it, its blocks and their contents as they
+    /// were. Throws errc::invalid_argument (a bad kept name or run id), not_found (no pool
+    /// kept under that name), already_exists (the new identity's name is taken),
+    /// corrupt_object or version_mismatch (not a pool this build can use; left as it was).
+    [[nodiscard]] static pool reclaim(std::string_view kept_name, const pool_options& identity);
+
     /// Attaches the pool named by `descriptor`. Throws errc::malformed_descriptor,
     /// version_mismatch, wrong_run / not_local (descriptor of another run / node),
     /// not_found (destroyed or recreated since) or corrupt_object.
@@ -194,6 +202,14 @@ public:
 
     /// Unmaps the pool from this process (does not destroy it, even for the owner).
     void detach() noexcept;
+
+    /// Keeps the pool after this process and its run: renames its shm object to `kept_name`
+    /// ("/dragonx-kept-..." is outside every run's namespace, so no teardown or cleanup
+    /// removes it) and detaches this handle. Blocks stay allocated, for reclaim() to give
+    /// back. The pool's descriptors no longer attach. Throws errc::invalid_argument (a name
+    /// not of the form "/dragonx-kept-<[A-Za-z0-9._-]+>"), already_exists, or a system error
+    /// (the pool then stays as it was).
+    void keep(std::string_view kept_name);
 
     /// Removes the pool's shm object now and detaches. Processes still attached keep their
     /// mapping until they detach; nobody can attach any more.
