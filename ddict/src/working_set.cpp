@@ -100,6 +100,27 @@ struct working_set::impl {
     std::uint64_t entries = 0;           // entries in all checkpoints
     std::uint64_t bytes = 0;             // their footprints
     std::uint64_t unwritten = 0;         // see unwritten_key(); wait_for_keys only
+    std::vector<entry>* graveyard = nullptr;  // see divert_frees()
+
+    // Frees an entry the set no longer holds, or keeps it in the graveyard.
+    void release(entry&& e)
+    {
+        if (graveyard != nullptr && e) {
+            graveyard->push_back(std::move(e));
+        }
+        // else: e is freed by its owner's destructor at the caller's end of statement
+    }
+
+    // Releases (see release()) every value of `map` and empties it.
+    void release_all(key_map& map)
+    {
+        if (graveyard != nullptr) {
+            for (auto& kv : map) {
+                graveyard->push_back(std::move(kv.second.value));
+            }
+        }
+        map.clear();
+    }
 
     [[nodiscard]] std::uint64_t oldest() const noexcept { return next_id - options.size; }
     [[nodiscard]] std::uint64_t newest() const noexcept { return next_id - 1; }
@@ -222,6 +243,7 @@ struct working_set::impl {
             for (const std::string& key : q.deleted) {
                 if (auto it = p.map.find(key); it != p.map.end()) {
                     forget(it->second.value);
+                    release(std::move(it->second.value));
                     p.map.erase(it);
                 }
             }
@@ -229,6 +251,7 @@ struct working_set::impl {
                 auto node = q.map.extract(it++);
                 if (auto old = p.map.find(node.key()); old != p.map.end()) {
                     forget(old->second.value);
+                    release(std::move(old->second.value));
                     p.map.erase(old);
                 }
                 p.map.insert(std::move(node));
@@ -251,7 +274,7 @@ struct working_set::impl {
         for (const auto& kv : p.map) {
             forget(kv.second.value);
         }
-        p.map.clear();
+        release_all(p.map);
     }
 
     // §6.2 advance(): adds checkpoint next_id, retiring the oldest into its successor. False,
@@ -316,7 +339,9 @@ struct working_set::impl {
             forget(it->second.value);
             auto node = cp.map.extract(it);
             node.key() = key;
-            node.mapped().value = std::move(e);  // frees the old block
+            entry superseded = std::move(node.mapped().value);
+            node.mapped().value = std::move(e);
+            release(std::move(superseded));
             node.mapped().persistent = node.mapped().persistent || mark;
             cp.map.insert(std::move(node));
         } else {
@@ -373,7 +398,7 @@ struct working_set::impl {
         for (const auto& kv : cp.map) {
             forget(kv.second.value);
         }
-        cp.map.clear();
+        release_all(cp.map);
         cp.deleted.clear();
         cp.writers.clear();
         for (std::size_t i = 0; i < ci; ++i) {
@@ -405,7 +430,7 @@ struct working_set::impl {
         }
     }
 
-    // §6.9: calls fn(stored) for each key visible at c and returns their number. Each key is
+    // §6.9: calls fn(stored slot) for each key visible at c and returns their number. Each key is
     // decided by the newest checkpoint <= min(c, newest) that shows or deletes it; a
     // checkpoint shows all its keys, or only its persistent ones under wait_for_keys unless it
     // is c itself. With `each` false, fn is not called and the count may come in O(size).
@@ -446,7 +471,7 @@ struct working_set::impl {
             for (const auto& kv : map) {
                 if (all || kv.second.persistent) {
                     if constexpr (each) {
-                        fn(kv.second.value);
+                        fn(kv.second);
                     }
                     ++n;
                 }
@@ -462,7 +487,7 @@ struct working_set::impl {
             for (const auto& [key, slot] : cp.map) {
                 if ((all || slot.persistent) && decided.insert(key).second) {
                     if constexpr (each) {
-                        fn(slot.value);
+                        fn(slot);
                     }
                     ++n;
                 }
@@ -542,12 +567,98 @@ outcome working_set::pop(std::uint64_t c, client_id client, byte_view key, entry
 
 std::uint64_t working_set::size(std::uint64_t c) const
 {
-    return impl_->visit<false>(c, [](const entry&) {});
+    return impl_->visit<false>(c, [](const stored&) {});
 }
 
 void working_set::for_each(std::uint64_t c, const std::function<void(const entry&)>& fn) const
 {
-    impl_->visit<true>(c, fn);
+    impl_->visit<true>(c, [&](const stored& slot) { fn(slot.value); });
+}
+
+void working_set::for_each_flagged(std::uint64_t c,
+                                   const std::function<void(const entry&, bool)>& fn) const
+{
+    impl_->visit<true>(c, [&](const stored& slot) { fn(slot.value, slot.persistent); });
+}
+
+std::vector<checkpoint_export> working_set::export_all() const
+{
+    std::vector<checkpoint_export> out;
+    out.reserve(impl_->checkpoints.size());
+    std::uint64_t id = impl_->oldest();
+    for (const checkpoint& cp : impl_->checkpoints) {
+        checkpoint_export& x = out.emplace_back();
+        x.id = id++;
+        x.entries.reserve(cp.map.size());
+        for (const auto& kv : cp.map) {
+            x.entries.push_back({&kv.second.value, kv.second.persistent});
+        }
+        x.deleted.assign(cp.deleted.begin(), cp.deleted.end());
+        x.writers.assign(cp.writers.begin(), cp.writers.end());
+    }
+    return out;
+}
+
+void working_set::divert_frees(std::vector<entry>* to) noexcept
+{
+    impl_->graveyard = to;
+}
+
+working_set working_set::restore(working_set_options options,
+                                 std::vector<checkpoint_state> checkpoints)
+{
+    working_set set(options);
+    if (checkpoints.size() > options.size) {
+        throw_error(errc::invalid_argument,
+                    "ddict working set: " + std::to_string(checkpoints.size()) +
+                        " checkpoints restored into a set of " + std::to_string(options.size));
+    }
+    if (checkpoints.empty()) {
+        return set;
+    }
+    impl& s = *set.impl_;
+    const std::uint64_t first = checkpoints.front().id;
+    if (first > std::numeric_limits<std::uint64_t>::max() - options.size) {
+        throw_error(errc::invalid_argument, "ddict working set: checkpoint id out of range");
+    }
+    s.next_id = first + options.size;
+    for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+        checkpoint_state& from = checkpoints[i];
+        if (from.id != first + i) {
+            throw_error(errc::invalid_argument,
+                        "ddict working set: restored checkpoints are not consecutive (" +
+                            std::to_string(from.id) + " after " +
+                            std::to_string(first + i - 1) + ")");
+        }
+        checkpoint& cp = s.checkpoints[i];
+        for (auto& [e, persistent] : from.entries) {
+            if (!e) {
+                throw_error(errc::invalid_argument, "ddict working set: an empty entry");
+            }
+            const std::string_view key = as_chars(e.key());
+            const std::uint64_t footprint = e.footprint();
+            if (!cp.map.emplace(key, stored{std::move(e), persistent && options.wait_for_keys})
+                     .second) {
+                throw_error(errc::invalid_argument,
+                            "ddict working set: a key twice in restored checkpoint " +
+                                std::to_string(from.id));
+            }
+            ++s.entries;
+            s.bytes += footprint;
+        }
+        for (std::string& key : from.deleted) {
+            if (cp.map.contains(key)) {
+                throw_error(errc::invalid_argument,
+                            "ddict working set: a key both stored and deleted in restored "
+                            "checkpoint " +
+                                std::to_string(from.id));
+            }
+            cp.deleted.insert(std::move(key));
+        }
+        cp.writers.insert(from.writers.begin(), from.writers.end());
+    }
+    s.recount();
+    return set;
 }
 
 outcome working_set::clear(std::uint64_t c, client_id client)

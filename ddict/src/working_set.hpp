@@ -93,10 +93,40 @@ enum class outcome : std::uint8_t {
 
 using client_id = std::uint64_t;
 
+/// One checkpoint's contents as plain data: what a set is rebuilt from (a restart, a restore
+/// from a persisted file, a copy from another manager).
+struct checkpoint_state {
+    std::uint64_t id = 0;
+    std::vector<std::pair<entry, bool>> entries;  // (entry, persistent)
+    std::vector<std::string> deleted;             // keys deleted here, masking older versions
+    std::vector<client_id> writers;
+};
+
+/// One checkpoint's contents as views into the set, for saving it. Valid until the set
+/// changes (or, with divert_frees, until the diverted entries are dropped).
+struct checkpoint_export {
+    struct item {
+        const entry* value = nullptr;
+        bool persistent = false;
+    };
+    std::uint64_t id = 0;
+    std::vector<item> entries;
+    std::vector<std::string_view> deleted;
+    std::vector<client_id> writers;
+};
+
 class working_set {
 public:
     /// Throws errc::invalid_argument for size 0, or a wait flag with size 1.
     explicit working_set(working_set_options options);
+
+    /// A set holding `checkpoints` (consecutive ids, ascending, at most options.size of
+    /// them; the first is the oldest), followed by empty checkpoints up to options.size.
+    /// Persistent flags count only with wait_for_keys. Throws errc::invalid_argument for ids
+    /// that are not consecutive, too many checkpoints, a key twice in one checkpoint, or a key
+    /// both stored and deleted in one.
+    [[nodiscard]] static working_set restore(working_set_options options,
+                                             std::vector<checkpoint_state> checkpoints);
     ~working_set();
     working_set(working_set&&) noexcept;
     working_set& operator=(working_set&&) noexcept;
@@ -133,6 +163,20 @@ public:
     /// Calls fn(entry) for every key visible at c (deferred-only values skipped), in no
     /// particular order; nothing when c is retired. fn must not change the set.
     void for_each(std::uint64_t c, const std::function<void(const entry&)>& fn) const;
+
+    /// Calls fn(entry, persistent) for every key visible at c, as for_each does, with
+    /// whether the key is persistent there (always false without wait_for_keys).
+    void for_each_flagged(std::uint64_t c,
+                          const std::function<void(const entry&, bool)>& fn) const;
+
+    /// Every checkpoint held, oldest first, with all it stores, deletes and who wrote there.
+    [[nodiscard]] std::vector<checkpoint_export> export_all() const;
+
+    /// From now on, entries the set would free (superseded, cleared, dropped at retirement)
+    /// are moved into `*to` instead, so that views of them taken earlier stay valid (a
+    /// persistence write in progress); nullptr frees them again. `*to` must outlive the
+    /// diversion.
+    void divert_frees(std::vector<entry>* to) noexcept;
 
     /// Removes every key visible at c for `client` (§6.10): done, retired or deferred. Frees
     /// what checkpoint c holds and masks the keys of older checkpoints at c (REC 4 applied to
