@@ -57,6 +57,30 @@ struct ddict_options {
     bool wait_for_writers = false;
     /// Default timeout of every client operation on this dictionary (attached clients too).
     dragonx::timeout timeout = std::chrono::seconds(30);
+
+    // ---- persistence (spec §8) --------------------------------------------------------------
+    /// Where checkpoints are persisted: none, or one file per manager and checkpoint.
+    enum class persister_kind : std::uint8_t { none, posix };
+    persister_kind persister = persister_kind::none;
+    /// Directory of persisted files and of restart records; empty: the creator's working
+    /// directory.
+    std::string persist_path;
+    /// Persist each checkpoint whose id is a multiple of this when it retires (0: never).
+    std::uint64_t persist_freq = 0;
+    /// Persisted checkpoints kept per manager, oldest deleted first (-1: all; 0: none).
+    std::int64_t persist_count = 0;
+    /// Bring the dictionary up from persisted checkpoint `restore_from` (needs `name`). The
+    /// creator starts at that checkpoint; so do clients that attach later.
+    std::optional<std::uint64_t> restore_from;
+    /// With restore_from: a frozen replay (working_set_size 1, no wait flags, persist_count
+    /// 0); advance() moves to the next persisted checkpoint.
+    bool read_only = false;
+
+    // ---- restart (spec §7.1) ----------------------------------------------------------------
+    /// Bring back the dictionary `name` that was destroyed with allow_restart, with its data
+    /// and checkpoints, each manager on its old node (or, if that node is not in this run,
+    /// on another one, empty: see empty_managers()). Placement options are ignored.
+    bool restart = false;
 };
 
 /// One manager's figures.
@@ -181,6 +205,30 @@ public:
     /// The newest checkpoint id over the managers.
     [[nodiscard]] std::uint64_t newest_checkpoint(timeout limit);
 
+    // ---- persistence and copies ----------------------------------------------------------
+    /// Persists this handle's checkpoint on every manager now (it must be in each manager's
+    /// working set: else errc::invalid_operation); returns once the files are written.
+    void persist(timeout limit);
+    /// Loads persisted checkpoint `id` on every manager, replacing what they hold, and moves
+    /// this handle there. errc::checkpoint_unavailable if a manager has no file for it.
+    void restore(std::uint64_t id, timeout limit);
+    /// Read-only dictionaries: loads the next persisted checkpoint (current + persist_freq)
+    /// and moves this handle there; returns its id.
+    std::uint64_t advance(timeout limit);
+    /// Checkpoint ids persisted by every manager, ascending.
+    [[nodiscard]] std::vector<std::uint64_t> persisted_ids(timeout limit);
+    /// Managers that came back empty at a restart (their node was gone), or that a clone is
+    /// about to overwrite.
+    [[nodiscard]] std::vector<std::uint32_t> empty_managers(timeout limit);
+    /// Makes every dictionary of `descriptors` a copy of this one, manager by manager, with
+    /// all checkpoints (they must have as many managers). What they held is discarded.
+    void clone(const std::vector<std::string>& descriptors, timeout limit);
+    /// Repairs the empty managers of each dictionary of `descriptors` (parallel copies with
+    /// the same number of managers) from a full copy of the same manager id in another.
+    static void synchronize(const std::vector<std::string>& descriptors, timeout limit);
+    /// The creation options (creating handles only; errc::invalid_operation otherwise).
+    [[nodiscard]] const ddict_options& creation_options() const;
+
     // ---- batches ---------------------------------------------------------------------------
     /// Starts a batch: puts are buffered per manager and streamed without waiting for replies.
     void batch_begin(bool persist);
@@ -194,7 +242,9 @@ public:
     /// Leaves the dictionary: this connection's handles can no longer be used.
     void detach();
     /// Stops the managers and the orchestrator; every handle of every client then fails.
-    void destroy(timeout limit);
+    /// With allow_restart, each manager keeps its pool and state for a create() with
+    /// `restart` and the same name (in this run or a later one).
+    void destroy(timeout limit, bool allow_restart = false);
 
 private:
     explicit client(std::shared_ptr<session> s);

@@ -272,9 +272,16 @@ public:
     }
 
     // ---- checkpoints (this handle's id; see spec §6) ----------------------------------
-    void checkpoint() { c_.set_checkpoint_id(c_.checkpoint_id() + 1); }
+    /// Moves this handle to the next checkpoint (no message). errc::invalid_operation
+    /// during a batch, as rollback() and restore().
+    void checkpoint()
+    {
+        no_batch("checkpoint");
+        c_.set_checkpoint_id(c_.checkpoint_id() + 1);
+    }
     void rollback()
     {
+        no_batch("rollback");
         if (c_.checkpoint_id() > 0) {
             c_.set_checkpoint_id(c_.checkpoint_id() - 1);
         }
@@ -284,6 +291,45 @@ public:
     void sync_to_newest_checkpoint()
     {
         c_.set_checkpoint_id(c_.newest_checkpoint(c_.default_timeout()));
+    }
+
+    // ---- persistence, restart and copies (spec §7, §8) ----------------------------------
+    /// Writes this handle's checkpoint to disk on every manager (see ddict_options).
+    void persist() { c_.persist(c_.default_timeout()); }
+    /// Loads persisted checkpoint `id` everywhere and moves this handle there.
+    void restore(std::uint64_t id)
+    {
+        no_batch("restore");
+        c_.restore(id, c_.default_timeout());
+    }
+    /// Read-only replay: the next persisted checkpoint; returns its id.
+    std::uint64_t advance() { return c_.advance(c_.default_timeout()); }
+    [[nodiscard]] std::vector<std::uint64_t> persisted_ids()
+    {
+        return c_.persisted_ids(c_.default_timeout());
+    }
+    [[nodiscard]] std::vector<std::uint32_t> empty_managers()
+    {
+        return c_.empty_managers(c_.default_timeout());
+    }
+    /// Makes each dictionary of `descriptors` an exact copy of this one (all checkpoints).
+    void clone(const std::vector<std::string>& descriptors)
+    {
+        c_.clone(descriptors, c_.default_timeout());
+    }
+    /// A new dictionary with this one's options, named `name` (empty: a random name), holding
+    /// a copy of this one. Creating handles only (errc::invalid_operation otherwise).
+    [[nodiscard]] ddict copy(const std::string& name = {}) const
+    {
+        auto options = c_.creation_options();
+        options.name = name;
+        options.restart = false;
+        options.restore_from.reset();
+        options.read_only = false;
+        auto copied = create(options);
+        auto source = c_;
+        source.clone({copied.serialize()}, c_.default_timeout());
+        return copied;
     }
 
     // ---- batches ---------------------------------------------------------------------------
@@ -326,13 +372,26 @@ public:
     // ---- lifetime ------------------------------------------------------------------------
     void detach() { c_.detach(); }
     /// Stops every manager and the orchestrator; the dictionary is gone for every client.
-    void destroy() { c_.destroy(c_.default_timeout()); }
+    /// With allow_restart the managers keep their data in memory (pools outside the run)
+    /// for a create() with `restart` and the same name, in this run or a later one.
+    void destroy(bool allow_restart = false)
+    {
+        c_.destroy(c_.default_timeout(), allow_restart);
+    }
 
     /// The untyped client underneath.
     [[nodiscard]] dict::client& raw() noexcept { return c_; }
 
 private:
     explicit ddict(dict::client c) : c_(std::move(c)) {}
+
+    void no_batch(const char* what) const
+    {
+        if (c_.in_batch()) {
+            throw_error(errc::invalid_operation,
+                        std::string("ddict ") + what + " during a batch (commit it first)");
+        }
+    }
 
     static bytes key_bytes(const K& k) { return encode(k); }
     static encoder value_encoder(const V& v)
@@ -353,5 +412,14 @@ private:
 
     dict::client c_;
 };
+
+/// Repairs the empty managers of parallel dictionaries (same number of managers, e.g. one
+/// restarted with a node missing) from a full copy of the same manager id in another of them.
+/// errc::invalid_argument if a manager id is empty everywhere or the manager counts differ.
+inline void ddict_synchronize(const std::vector<std::string>& descriptors,
+                              timeout limit = std::chrono::seconds(60))
+{
+    dict::client::synchronize(descriptors, limit);
+}
 
 }  // namespace dragonx
