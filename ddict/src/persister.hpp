@@ -7,7 +7,7 @@
 // - Writing is crash-safe: the image goes to a temporary file in the same directory
 //   (".<final name>.tmp-<pid>"), is fsynced, renamed over the final name, and the directory is
 //   fsynced. A reader never sees a half-written file under a final name; a crash leaves at
-//   most a temporary file, which list() ignores and the next write in that directory removes
+//   most a temporary file, which ids() ignores and the next write in that directory removes
 //   if it is older than a minute.
 // - Reading trusts nothing: a file whose size differs from its header's, whose checksum fails,
 //   or that does not parse is errc::corrupt_file naming the file, and nothing of it is loaded.
@@ -30,7 +30,7 @@ class persister {
 public:
     /// Files of manager `manager_id` of dictionary `name` in `dir` (created if missing).
     /// Throws errc::invalid_argument if `name` is empty or holds a character outside
-    /// [A-Za-z0-9._-], or a system error if `dir` cannot be created.
+    /// [A-Za-z0-9._-] or if persist_count < -1, or a system error if `dir` cannot be created.
     persister(std::filesystem::path dir, std::string name, std::uint32_t manager_id,
               std::int64_t persist_count);
 
