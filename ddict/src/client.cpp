@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <iterator>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -165,13 +168,13 @@ public:
         managers_.resize(dir_.managers.size());
     }
 
-    void destroy(timeout limit)
+    void destroy(timeout limit, bool keep)
     {
         ensure_open();
         const auto until = deadline::after(limit);
         auto orc = channels::channel::attach(desc_.orchestrator);
         const auto tag = next_tag();
-        send_orchestrator(orc, op::destroy, tag, until);
+        send_orchestrator(orc, op::destroy, tag, until, keep ? 1 : 0);
         (void)expect_ok(await_one(tag, until, [this] { check_orchestrator(); }), "destroy");
         if (orchestrator_) {
             (void)orchestrator_->join(until.remaining().value_or(10s));
@@ -456,8 +459,21 @@ public:
         }
     }
 
+    /// A request to the orchestrator and its reply.
+    received ask_orchestrator(op code, std::uint64_t arg, const deadline& until,
+                              std::string_view what)
+    {
+        ensure_open();
+        auto orc = channels::channel::attach(desc_.orchestrator);
+        const auto tag = next_tag();
+        send_orchestrator(orc, code, tag, until, arg);
+        auto got = await_one(tag, until, [this] { check_orchestrator(); });
+        (void)expect_ok(got, what);
+        return got;
+    }
+
     void send_orchestrator(channels::channel& orc, op code, std::uint64_t tag,
-                           const deadline& until)
+                           const deadline& until, std::uint64_t arg = 0)
     {
         const orchestrator_request body{reply_.descriptor()};
         encoder out;
@@ -466,6 +482,7 @@ public:
         h.code = code;
         h.tag = tag;
         h.client = dir_.client_id;
+        h.arg = arg;
         h.timeout_us = timeout_field(until);
         std::vector<std::byte> msg(request_size(0, out.size()));
         out.write_to(write_request(msg, h, {}));
@@ -482,6 +499,7 @@ public:
     directory dir_;
     std::vector<channels::channel> managers_;
     std::optional<process> orchestrator_;
+    std::optional<ddict_options> created_with_;  // the creator's options
     std::vector<std::byte> scratch_;
     std::vector<std::byte> out_;
     std::uint64_t tag_ = 1;
@@ -582,6 +600,59 @@ client::client(std::shared_ptr<session> s) : session_(std::move(s))
 
 client::~client() = default;
 
+namespace {
+
+// The option rules of spec §2 for persistence, restore and restart.
+void check_persistence_options(const ddict_options& o)
+{
+    const auto fail = [](const std::string& why) {
+        throw_error(errc::invalid_argument, "ddict: " + why);
+    };
+    const bool named = !o.name.empty();
+    const bool posix = o.persister == ddict_options::persister_kind::posix;
+    if (o.persist_count < -1) {
+        fail("persist_count must be -1 (all) or more");
+    }
+    if (!posix && (o.persist_freq != 0 || o.persist_count != 0)) {
+        fail("persist_freq and persist_count need a persister (persister = posix)");
+    }
+    if (posix && !named) {
+        fail("a persisted dictionary needs a name (its files are named after it)");
+    }
+    if (o.restore_from && (!named || !posix)) {
+        fail("restore_from needs the dictionary's name and persister = posix");
+    }
+    if (o.read_only) {
+        if (!o.restore_from) {
+            fail("read_only needs restore_from (the checkpoint to replay from)");
+        }
+        if (o.wait_for_keys || o.wait_for_writers) {
+            fail("read_only takes neither wait_for_keys nor wait_for_writers");
+        }
+        if (o.working_set_size != 1) {
+            fail("read_only needs working_set_size 1");
+        }
+        if (o.persist_count != 0) {
+            fail("read_only persists nothing: persist_count must be 0");
+        }
+    }
+    if (o.restart && !named) {
+        fail("restart needs the name of the dictionary to bring back");
+    }
+    if (o.restart && (o.restore_from || o.read_only)) {
+        fail("restart brings back kept memory: it takes neither restore_from nor read_only");
+    }
+    for (const char c : o.name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            fail("a name is made of [A-Za-z0-9._-]: '" + o.name + "'");
+        }
+    }
+}
+
+}  // namespace
+
 client client::create(const ddict_options& o)
 {
     auto& rt = runtime::current();
@@ -635,6 +706,7 @@ client client::create(const ddict_options& o)
     if (o.timeout && o.timeout->count() < 0) {
         throw_error(errc::invalid_argument, "ddict: negative timeout");
     }
+    check_persistence_options(o);
     so.total_mem = o.total_mem;
     so.working_set_size = o.working_set_size;
     so.wait_for_keys = o.wait_for_keys;
@@ -645,8 +717,21 @@ client client::create(const ddict_options& o)
                         std::chrono::duration_cast<std::chrono::microseconds>(*o.timeout).count())
                   : no_timeout;
 
+    so.persister = o.persister == ddict_options::persister_kind::posix ? 1 : 0;
+    so.persist_path =
+        std::filesystem::absolute(o.persist_path.empty() ? std::filesystem::current_path()
+                                                         : std::filesystem::path(o.persist_path))
+            .lexically_normal()
+            .string();
+    so.persist_freq = o.persist_freq;
+    so.persist_count = o.persist_count;
+    so.restore_from = o.restore_from.value_or(no_checkpoint);
+    so.read_only = o.read_only;
+    so.restart = o.restart;
+
     auto s = std::make_shared<session>();
     s->create(so);
+    s->created_with_ = o;
     return client(std::move(s));
 }
 
@@ -1049,6 +1134,164 @@ void client::batch_end(timeout limit)
 
 void client::detach() { session_->leave(); }
 
-void client::destroy(timeout limit) { session_->destroy(limit); }
+void client::destroy(timeout limit, bool allow_restart)
+{
+    session_->destroy(limit, allow_restart);
+}
+
+// ---- persistence and copies ----------------------------------------------------------------
+
+namespace {
+
+std::vector<std::uint32_t> every_manager(const client& c)
+{
+    std::vector<std::uint32_t> all(c.managers());
+    for (std::uint32_t i = 0; i < all.size(); ++i) {
+        all[i] = i;
+    }
+    return all;
+}
+
+}  // namespace
+
+void client::persist(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    session_->broadcast(every_manager(*this), session_->header(op::persist, checkpoint_, until),
+                        {}, nullptr, until, "persist",
+                        [](std::size_t, const parsed_response&) {});
+}
+
+void client::restore(std::uint64_t id, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    auto h = session_->header(op::restore, checkpoint_, until);
+    h.arg = id;
+    session_->broadcast(every_manager(*this), h, {}, nullptr, until, "restore",
+                        [](std::size_t, const parsed_response&) {});
+    checkpoint_ = id;
+}
+
+std::uint64_t client::advance(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    auto next = std::numeric_limits<std::uint64_t>::max();
+    session_->broadcast(every_manager(*this), session_->header(op::advance, checkpoint_, until),
+                        {}, nullptr, until, "advance", [&](std::size_t, const parsed_response& r) {
+                            next = std::min(next, r.header.value);
+                        });
+    checkpoint_ = next;
+    return next;
+}
+
+std::vector<std::uint64_t> client::persisted_ids(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    std::optional<std::vector<std::uint64_t>> common;
+    session_->broadcast(
+        every_manager(*this), session_->header(op::persisted_ids, checkpoint_, until), {},
+        nullptr, until, "persisted_ids", [&](std::size_t, const parsed_response& r) {
+            auto ids = decode<std::vector<std::uint64_t>>(r.body, "ddict persisted ids");
+            std::sort(ids.begin(), ids.end());
+            if (!common) {
+                common = std::move(ids);
+                return;
+            }
+            std::vector<std::uint64_t> both;
+            std::set_intersection(common->begin(), common->end(), ids.begin(), ids.end(),
+                                  std::back_inserter(both));
+            common = std::move(both);
+        });
+    return common.value_or(std::vector<std::uint64_t>{});
+}
+
+std::vector<std::uint32_t> client::empty_managers(timeout limit)
+{
+    const auto until = deadline::after(limit);
+    const auto got = session_->ask_orchestrator(op::managers, 0, until, "empty_managers");
+    return decode<directory>(got.parsed.body, "ddict directory").empty;
+}
+
+const ddict_options& client::creation_options() const
+{
+    if (!session_->created_with_) {
+        throw_error(errc::invalid_operation,
+                    fmt::format("ddict {}: only the handle that created it knows its options",
+                                name()));
+    }
+    return *session_->created_with_;
+}
+
+void client::clone(const std::vector<std::string>& descriptors, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    for (const auto& d : descriptors) {
+        auto target = client::attach(d, until.remaining());
+        if (target.managers() != managers()) {
+            throw_error(errc::invalid_argument,
+                        fmt::format("ddict {}: cannot clone into {}: {} managers, not {}", name(),
+                                    target.name(), target.managers(), managers()));
+        }
+        (void)target.session_->ask_orchestrator(op::mark_empty, 1, until, "clone");
+    }
+    std::vector<std::string> all{descriptor()};
+    all.insert(all.end(), descriptors.begin(), descriptors.end());
+    synchronize(all, until.remaining());
+}
+
+void client::synchronize(const std::vector<std::string>& descriptors, timeout limit)
+{
+    const auto until = deadline::after(limit);
+    std::vector<client> dicts;
+    std::vector<directory> dirs;
+    for (const auto& d : descriptors) {
+        auto c = client::attach(d, until.remaining());
+        const auto got = c.session_->ask_orchestrator(op::managers, 0, until, "synchronize");
+        dirs.push_back(decode<directory>(got.parsed.body, "ddict directory"));
+        dicts.push_back(std::move(c));
+    }
+    if (dicts.empty()) {
+        return;
+    }
+    const auto n = dicts[0].managers();
+    for (const auto& c : dicts) {
+        if (c.managers() != n) {
+            throw_error(errc::invalid_argument,
+                        fmt::format("ddict synchronize: {} has {} managers, {} has {}",
+                                    dicts[0].name(), n, c.name(), c.managers()));
+        }
+    }
+    for (std::uint32_t m = 0; m < n; ++m) {
+        std::vector<std::size_t> empties;
+        std::vector<std::size_t> fulls;
+        for (std::size_t i = 0; i < dirs.size(); ++i) {
+            const auto& e = dirs[i].empty;
+            (std::find(e.begin(), e.end(), m) != e.end() ? empties : fulls).push_back(i);
+        }
+        if (empties.empty()) {
+            continue;
+        }
+        if (fulls.empty()) {
+            throw_error(errc::invalid_argument,
+                        fmt::format("ddict synchronize: manager {} is empty in every dictionary: "
+                                    "nothing to copy it from",
+                                    m));
+        }
+        for (std::size_t j = 0; j < empties.size(); ++j) {
+            auto& source = dicts[fulls[j % fulls.size()]];
+            auto& s = *source.session_;
+            const sync_request body{dirs[empties[j]].managers[m].channel,
+                                    s.reply_.descriptor()};
+            encoder out;
+            codec<sync_request>::encode(body, out);
+            const auto h = s.header(op::sync_to, 0, until);
+            s.send(m, h, {}, &out, {}, until);
+            (void)s.call(m, h, until, "synchronize");
+        }
+    }
+    for (auto& c : dicts) {
+        (void)c.session_->ask_orchestrator(op::mark_empty, 0, until, "synchronize");
+    }
+}
 
 }  // namespace dragonx::dict

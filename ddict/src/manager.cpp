@@ -1,11 +1,19 @@
 // manager.cpp - see manager.hpp.
 #include "manager.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include <dragonx/common/unique_fd.hpp>
 
 namespace dragonx::dict {
 
@@ -41,20 +49,192 @@ void encode_int64(std::int64_t v, std::span<std::byte> out)
     std::memcpy(out.data() + 1, &v, sizeof v);
 }
 
+// ---- the state a manager keeps for a restart (a file beside its kept pool) ----
+
+struct kept_entry {
+    std::uint64_t offset = 0;  // the block in the pool
+    std::uint64_t size = 0;
+    std::uint32_t key_offset = 0;
+    std::uint32_t key_size = 0;
+    std::uint64_t value_size = 0;
+    bool persistent = false;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.offset, self.size, self.key_offset, self.key_size,
+                        self.value_size, self.persistent);
+    }
+};
+
+struct kept_checkpoint {
+    std::uint64_t id = 0;
+    std::vector<kept_entry> entries;
+    std::vector<std::string> deleted;
+    std::vector<std::uint64_t> writers;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.id, self.entries, self.deleted, self.writers);
+    }
+};
+
+struct kept_state {
+    std::uint32_t working_set_size = 1;
+    bool wait_for_keys = false;
+    bool wait_for_writers = false;
+    bool frozen = false;
+    std::vector<kept_checkpoint> checkpoints;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.working_set_size, self.wait_for_keys, self.wait_for_writers,
+                        self.frozen, self.checkpoints);
+    }
+};
+
+std::string state_file_of(const std::string& kept_pool)
+{
+    return "/dev/shm" + kept_pool + ".state";
+}
+
+// Writes `bytes` and their xxHash3 to `path` (created 0600, replaced), fsynced.
+void write_checked_file(const std::string& path, byte_view bytes)
+{
+    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    throw_system_error_on(!fd, ("open " + path).c_str());
+    const std::uint64_t sum = XXH3_64bits(bytes.data(), bytes.size());
+    const auto put = [&](const std::byte* p, std::size_t n) {
+        while (n > 0) {
+            const auto w = ::write(fd.get(), p, n);
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            throw_system_error_on(w < 0, ("write " + path).c_str());
+            p += w;
+            n -= static_cast<std::size_t>(w);
+        }
+    };
+    put(bytes.data(), bytes.size());
+    put(reinterpret_cast<const std::byte*>(&sum), sizeof sum);
+    throw_system_error_on(::fsync(fd.get()) != 0, ("fsync " + path).c_str());
+}
+
+// The bytes of a file written by write_checked_file; errc::corrupt_file if the checksum fails.
+std::vector<std::byte> read_checked_file(const std::string& path)
+{
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd && errno == ENOENT) {
+        throw_error(errc::not_found, "no file " + path);
+    }
+    throw_system_error_on(!fd, ("open " + path).c_str());
+    std::vector<std::byte> out;
+    std::byte buf[1 << 16];
+    for (;;) {
+        const auto r = ::read(fd.get(), buf, sizeof buf);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        throw_system_error_on(r < 0, ("read " + path).c_str());
+        if (r == 0) {
+            break;
+        }
+        out.insert(out.end(), buf, buf + r);
+    }
+    std::uint64_t sum = 0;
+    if (out.size() < sizeof sum) {
+        throw_error(errc::corrupt_file, path + " is truncated");
+    }
+    std::memcpy(&sum, out.data() + out.size() - sizeof sum, sizeof sum);
+    out.resize(out.size() - sizeof sum);
+    if (XXH3_64bits(out.data(), out.size()) != sum) {
+        throw_error(errc::corrupt_file, path + " fails its checksum");
+    }
+    return out;
+}
+
+// The errc of a failure (errc::internal for one that is not dragonx's).
+errc status_of(const error& e)
+{
+    return &e.code().category() == &dragonx_category() ? static_cast<errc>(e.code().value())
+                                                       : errc::internal;
+}
+
+// Sends an image to another manager in set_state chunks.
+class chunk_sink final : public image_sink {
+public:
+    chunk_sink(channels::channel& target, request_header h, std::string_view reply_channel,
+               std::uint64_t total)
+        : target_(target), h_(h), reply_channel_(reply_channel)
+    {
+        h_.code = op::set_state;
+        h_.arg2 = total;
+        h_.key_size = static_cast<std::uint32_t>(reply_channel_.size());
+        buffer_.reserve(chunk);
+    }
+    void write(byte_view bytes) override
+    {
+        while (!bytes.empty()) {
+            const auto n = std::min(bytes.size(), chunk - buffer_.size());
+            buffer_.insert(buffer_.end(), bytes.begin(), bytes.begin() + n);
+            bytes = bytes.subspan(n);
+            if (buffer_.size() == chunk) {
+                flush();
+            }
+        }
+    }
+    void flush()
+    {
+        if (buffer_.empty()) {
+            return;
+        }
+        std::vector<std::byte> msg(request_size(reply_channel_.size(), buffer_.size()));
+        const auto rest = write_request(msg, h_, std::as_bytes(std::span(reply_channel_)));
+        std::memcpy(rest.data(), buffer_.data(), buffer_.size());
+        target_.send(msg, std::chrono::seconds(30));
+        h_.arg += buffer_.size();
+        buffer_.clear();
+    }
+
+private:
+    static constexpr std::size_t chunk = 1 << 20;
+    channels::channel& target_;
+    request_header h_;
+    std::string_view reply_channel_;
+    std::vector<std::byte> buffer_;
+};
+
 }  // namespace
 
 manager::manager(const server_options& options, std::uint32_t id, std::uint32_t node,
-                 std::string hostname)
+                 std::string hostname, const std::optional<kept_manager>& kept)
     : options_(options),
       id_(id),
       node_(node),
       hostname_(std::move(hostname)),
       share_(options.total_mem / std::max<std::uint32_t>(options.managers, 1)),
-      set_({.size = options.working_set_size,
-            .wait_for_keys = options.wait_for_keys,
-            .wait_for_writers = options.wait_for_writers})
+      set_(set_options())
 {
-    pool_ = pool::pool::create({.size = share_ + pool_overhead});
+    read_only_ = options.read_only;
+    frozen_ = read_only_;
+    if (options.persister != 0) {
+        persister_ = std::make_unique<persister>(options.persist_path, options.name, id,
+                                                 options.persist_count);
+    }
+    if (kept) {
+        reclaim(*kept);
+    } else {
+        pool_ = pool::pool::create({.size = share_ + pool_overhead});
+    }
+    if (options.restore_from != no_checkpoint) {
+        if (!persister_) {
+            throw_error(errc::invalid_argument,
+                        fmt::format("ddict {}: restore_from needs a persister", options.name));
+        }
+        load_persisted(options.restore_from);
+    }
+    if (persister_ && options.persist_freq > 0 && options.persist_count != 0 && !read_only_) {
+        set_.on_retire = [this](std::uint64_t retired) { on_retire(retired); };
+    }
+    if (persister_) {
+        writer_ = std::thread([this] { writer_loop(); });
+    }
     requests_ = channels::channel::create(
         pool_, {.capacity = manager_queue_capacity, .block_size = manager_queue_block});
     // As the client's reply wait (client.cpp): spin briefly, then yield to a client that
@@ -64,9 +244,45 @@ manager::manager(const server_options& options, std::uint32_t id, std::uint32_t 
     scratch_.resize(manager_queue_block);
 }
 
+manager::~manager()
+{
+    if (writer_.joinable()) {
+        {
+            std::lock_guard lock(jobs_mutex_);
+            writer_stop_ = true;
+        }
+        jobs_cv_.notify_all();
+        writer_.join();
+    }
+    set_.divert_frees(nullptr);
+}
+
+working_set_options manager::set_options() const
+{
+    if (options_.read_only) {
+        return {.size = 1};
+    }
+    return {.size = options_.working_set_size,
+            .wait_for_keys = options_.wait_for_keys,
+            .wait_for_writers = options_.wait_for_writers};
+}
+
+image_meta manager::meta() const
+{
+    return {.working_set_size = options_.working_set_size,
+            .wait_for_keys = options_.wait_for_keys,
+            .wait_for_writers = options_.wait_for_writers,
+            .manager_id = id_,
+            .managers = options_.managers};
+}
+
 void manager::run()
 {
     while (serve_one(1s)) {
+    }
+    drain_jobs();
+    if (keep_) {
+        keep_for_restart();
     }
 }
 
@@ -84,6 +300,9 @@ bool manager::serve_one(std::chrono::nanoseconds limit)
     }
     if (msg) {
         handle(*msg);
+    }
+    if (!jobs_.empty()) {
+        finish_written_jobs();
     }
     if (!deferred_.empty()) {
         expire_deferred();
@@ -126,7 +345,18 @@ void manager::dispatch(pending& p, channels::message& msg)
         clients_.erase(p.h.client);
         std::erase_if(iterations_, [&](const auto& it) { return it.second.client == p.h.client; });
         return;
-    case op::shutdown: stopping_ = true; return;
+    case op::shutdown: do_shutdown(p); return;
+    case op::persist_done: return;  // serve_one finishes written jobs
+    case op::persist: do_persist(p); return;
+    case op::restore: do_restore(p); return;
+    case op::advance: do_advance(p); return;
+    case op::persisted_ids:
+        drain_jobs();  // what is being written counts
+        reply(p.h, errc::ok, {}, 0, 0,
+              encode(persister_ ? persister_->ids() : std::vector<std::uint64_t>{}));
+        return;
+    case op::sync_to: do_sync_to(p); return;
+    case op::set_state: do_set_state(p); return;
     case op::put:
     case op::bput:
         check_writable();
@@ -158,7 +388,15 @@ void manager::dispatch(pending& p, channels::message& msg)
     case op::batch_put: do_batch_put(p); return;
     case op::batch_end: do_batch_end(p); return;
     case op::freeze: frozen_ = true; reply(p.h, errc::ok); return;
-    case op::unfreeze: frozen_ = false; reply(p.h, errc::ok); return;
+    case op::unfreeze:
+        if (read_only_) {
+            reply(p.h, errc::invalid_operation,
+                  fmt::format("ddict {} is a read-only replay: it stays frozen", options_.name));
+            return;
+        }
+        frozen_ = false;
+        reply(p.h, errc::ok);
+        return;
     case op::is_frozen: reply(p.h, errc::ok, {}, frozen_ ? 1 : 0); return;
     case op::stats: do_stats(p); return;
     case op::newest: reply(p.h, errc::ok, {}, set_.newest()); return;
@@ -244,6 +482,7 @@ bool manager::do_pop(pending& p)
         return finish(p.h, popped, false);
     }
     reply(p.h, errc::ok, {}, 0, 0, removed ? removed.value() : found->value());
+    discard(std::move(removed));
     retry_deferred();
     return true;
 }
@@ -512,6 +751,11 @@ void manager::do_stats(const pending& p)
 
 void manager::check_writable() const
 {
+    if (read_only_) {
+        throw_error(errc::invalid_operation,
+                    fmt::format("ddict {} is a read-only replay: writes are refused",
+                                options_.name));
+    }
     if (frozen_) {
         throw_error(errc::invalid_operation,
                     fmt::format("ddict {} is frozen: writes are refused (unfreeze it first)",
@@ -652,6 +896,429 @@ void manager::reply_outcome(const request_header& h, outcome o)
         return;
     default: reply(h, errc::ok); return;
     }
+}
+
+// ---- persistence ------------------------------------------------------------------------------
+
+void manager::on_retire(std::uint64_t id)
+{
+    if (id % options_.persist_freq == 0) {
+        queue_persist(id, std::nullopt);
+    }
+}
+
+void manager::queue_persist(std::uint64_t c, std::optional<request_header> requester)
+{
+    auto job = std::make_unique<persist_job>();
+    job->seq = next_job_++;
+    job->view.id = c;
+    set_.for_each_flagged(c, [&](const entry& e, bool persistent) {
+        job->view.entries.push_back({e.key(), e.value(), persistent});
+    });
+    job->requester = requester;
+    // From now on what the set frees may still be read by this job (or an earlier one).
+    set_.divert_frees(&job->graveyard);
+    {
+        std::lock_guard lock(jobs_mutex_);
+        jobs_.push_back(std::move(job));
+    }
+    jobs_cv_.notify_all();
+}
+
+void manager::discard(entry&& e)
+{
+    if (e && !jobs_.empty()) {
+        jobs_.back()->graveyard.push_back(std::move(e));
+    }
+}
+
+void manager::finish_written_jobs()
+{
+    for (;;) {
+        std::unique_ptr<persist_job> job;
+        {
+            std::lock_guard lock(jobs_mutex_);
+            if (jobs_.empty() || !jobs_.front()->written) {
+                break;
+            }
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+            if (jobs_.empty()) {
+                set_.divert_frees(nullptr);
+            }
+        }
+        if (job->status != errc::ok) {
+            spdlog::error("ddict {} manager {}: persisting checkpoint {} failed: {}",
+                          options_.name, id_, job->view.id, job->error);
+        }
+        if (job->requester) {
+            reply(*job->requester, job->status, job->error, job->bytes);
+        }
+        // job (its views, then its graveyard) goes here
+    }
+}
+
+void manager::drain_jobs()
+{
+    {
+        std::unique_lock lock(jobs_mutex_);
+        jobs_cv_.wait(lock, [&] {
+            return std::all_of(jobs_.begin(), jobs_.end(),
+                               [](const auto& j) { return j->written; });
+        });
+    }
+    finish_written_jobs();
+}
+
+void manager::writer_loop()
+{
+    channels::channel self;
+    try {
+        self = channels::channel::attach(requests_.descriptor());
+    } catch (const std::exception& e) {
+        spdlog::warn("ddict {} manager {}: persistence cannot wake the manager: {}",
+                     options_.name, id_, e.what());
+    }
+    for (;;) {
+        persist_job* job = nullptr;
+        {
+            std::unique_lock lock(jobs_mutex_);
+            const auto next = [&]() -> persist_job* {
+                for (auto& j : jobs_) {
+                    if (!j->written) {
+                        return j.get();
+                    }
+                }
+                return nullptr;
+            };
+            jobs_cv_.wait(lock, [&] { return writer_stop_ || next() != nullptr; });
+            job = next();
+            if (job == nullptr) {
+                return;  // stopping, nothing left to write
+            }
+        }
+        std::uint64_t bytes = 0;
+        errc status = errc::ok;
+        std::string error;
+        try {
+            bytes = persister_->write(meta(), job->view);
+        } catch (const dragonx::error& e) {
+            status = status_of(e);
+            error = e.what();
+        } catch (const std::exception& e) {
+            status = errc::internal;
+            error = e.what();
+        }
+        {
+            std::lock_guard lock(jobs_mutex_);
+            job->written = true;
+            job->bytes = bytes;
+            job->status = status;
+            job->error = std::move(error);
+        }
+        jobs_cv_.notify_all();
+        if (self) {
+            request_header h{};
+            h.code = op::persist_done;
+            try {
+                (void)self.try_send(std::as_bytes(std::span(&h, 1)));  // a wake-up only
+            } catch (const std::exception&) {
+            }
+        }
+    }
+}
+
+void manager::do_persist(const pending& p)
+{
+    if (!persister_) {
+        reply(p.h, errc::invalid_operation,
+              fmt::format("ddict {} has no persister (ddict_options::persister)", options_.name));
+        return;
+    }
+    if (options_.persist_count == 0) {
+        reply(p.h, errc::invalid_operation,
+              fmt::format("ddict {}: persist_count is 0: nothing may be persisted",
+                          options_.name));
+        return;
+    }
+    const auto c = p.h.checkpoint;
+    if (c < set_.oldest() || c > set_.newest()) {
+        reply(p.h, errc::invalid_operation,
+              fmt::format("ddict {}: manager {} holds checkpoints {}..{}, not {}: only a "
+                          "checkpoint in the working set can be persisted",
+                          options_.name, id_, set_.oldest(), set_.newest(), c));
+        return;
+    }
+    queue_persist(c, p.h);
+}
+
+void manager::load_persisted(std::uint64_t id)
+{
+    if (!persister_) {
+        throw_error(errc::invalid_operation,
+                    fmt::format("ddict {} has no persister (ddict_options::persister)",
+                                options_.name));
+    }
+    drain_jobs();
+    auto image = persister_->load(id, pool_);
+    if (image.checkpoints.size() != 1 || image.checkpoints[0].id != id) {
+        throw_error(errc::corrupt_file,
+                    fmt::format("ddict {}: the file of checkpoint {} of manager {} holds "
+                                "another checkpoint",
+                                options_.name, id, id_));
+    }
+    std::vector<checkpoint_state> states(1);
+    states[0].id = id;
+    states[0].entries = std::move(image.checkpoints[0].entries);
+    auto restored = working_set::restore(set_options(), std::move(states));
+    restored.on_retire = std::move(set_.on_retire);
+    set_ = std::move(restored);
+    if (!read_only_) {
+        persister_->remove_newer_than(id);
+    }
+}
+
+void manager::do_restore(const pending& p)
+{
+    load_persisted(p.h.arg);
+    reply(p.h, errc::ok, {}, p.h.arg);
+    retry_deferred();
+}
+
+void manager::do_advance(const pending& p)
+{
+    if (!read_only_) {
+        reply(p.h, errc::invalid_operation,
+              fmt::format("ddict {}: advance() is for read-only replays (read_only)",
+                          options_.name));
+        return;
+    }
+    if (options_.persist_freq == 0) {
+        reply(p.h, errc::invalid_operation,
+              fmt::format("ddict {}: advance() needs persist_freq", options_.name));
+        return;
+    }
+    const auto next = set_.oldest() + options_.persist_freq;
+    load_persisted(next);
+    reply(p.h, errc::ok, {}, next);
+}
+
+// ---- restart ----------------------------------------------------------------------------------
+
+void manager::do_shutdown(const pending& p)
+{
+    stopping_ = true;
+    keep_ = p.h.arg == 1;
+}
+
+void manager::keep_for_restart()
+{
+    const auto name = kept_pool_name(options_.name, id_);
+    kept_state state;
+    state.working_set_size = options_.working_set_size;
+    state.wait_for_keys = options_.wait_for_keys;
+    state.wait_for_writers = options_.wait_for_writers;
+    state.frozen = frozen_;
+    for (const auto& cp : set_.export_all()) {
+        auto& k = state.checkpoints.emplace_back();
+        k.id = cp.id;
+        for (const auto& item : cp.entries) {
+            const auto& block = item.value->block();
+            k.entries.push_back({block.offset(), block.size(),
+                                 static_cast<std::uint32_t>(item.value->key().data() -
+                                                            block.data()),
+                                 static_cast<std::uint32_t>(item.value->key().size()),
+                                 item.value->value().size(), item.persistent});
+        }
+        k.deleted.assign(cp.deleted.begin(), cp.deleted.end());
+        k.writers = cp.writers;
+    }
+    // Requests still queued are dropped with the channel; their blocks are lost to the pool.
+    deferred_.clear();
+    requests_ = {};
+    write_checked_file(state_file_of(name), encode(state));
+    try {
+        pool_.keep(name);
+    } catch (...) {
+        ::unlink(state_file_of(name).c_str());
+        throw;
+    }
+    set_.abandon();  // the blocks now belong to the kept pool
+    kept_ = kept_manager{id_, name, hostname_, node_};
+    spdlog::debug("ddict {} manager {}: kept {} entries in {}", options_.name, id_,
+                  set_.entry_count(), name);
+}
+
+void manager::reclaim(const kept_manager& kept)
+{
+    const auto path = state_file_of(kept.pool);
+    const auto bytes = read_checked_file(path);
+    const auto state = decode<kept_state>(bytes, "ddict kept state");
+    if (state.working_set_size != options_.working_set_size ||
+        state.wait_for_keys != options_.wait_for_keys ||
+        state.wait_for_writers != options_.wait_for_writers) {
+        throw_error(errc::invalid_argument,
+                    fmt::format("ddict {}: manager {}'s kept state was made with "
+                                "working_set_size {}, wait_for_keys {}, wait_for_writers {}: "
+                                "a mismatch with this dictionary's options",
+                                options_.name, id_, state.working_set_size, state.wait_for_keys,
+                                state.wait_for_writers));
+    }
+    pool_ = pool::pool::reclaim(kept.pool, {});
+    share_ = pool_.size() > pool_overhead ? pool_.size() - pool_overhead : pool_.size();
+    std::vector<checkpoint_state> states;
+    for (const auto& k : state.checkpoints) {
+        auto& st = states.emplace_back();
+        st.id = k.id;
+        for (const auto& e : k.entries) {
+            if (e.key_offset > e.size || e.key_size > e.size - e.key_offset ||
+                e.value_size > e.size - e.key_offset - e.key_size) {
+                throw_error(errc::corrupt_file,
+                            fmt::format("ddict {}: manager {}'s kept state has an entry "
+                                        "outside its block",
+                                        options_.name, id_));
+            }
+            st.entries.emplace_back(entry(pool_.attach_allocation(e.offset, e.size),
+                                          e.key_offset, e.key_size, e.value_size),
+                                    e.persistent);
+        }
+        st.deleted = k.deleted;
+        st.writers = k.writers;
+    }
+    set_ = working_set::restore(set_options(), std::move(states));
+    frozen_ = frozen_ || state.frozen;
+    ::unlink(path.c_str());
+}
+
+// ---- synchronize ------------------------------------------------------------------------------
+
+void manager::do_sync_to(const pending& p)
+{
+    const auto req = decode<sync_request>(p.body, "ddict sync_to");
+    drain_jobs();
+    const auto all = set_.export_all();
+    std::vector<checkpoint_view> views;
+    views.reserve(all.size());
+    for (const auto& cp : all) {
+        auto& v = views.emplace_back();
+        v.id = cp.id;
+        for (const auto& item : cp.entries) {
+            v.entries.push_back({item.value->key(), item.value->value(), item.persistent});
+        }
+        v.deleted.assign(cp.deleted.begin(), cp.deleted.end());
+        v.writers = cp.writers;
+    }
+    auto target = channels::channel::attach(req.target);
+    chunk_sink sink(target, p.h, req.reply_channel, image_size(views));
+    write_image(meta(), views, sink);
+    sink.flush();
+    // The target answers the client.
+}
+
+void manager::answer_sync(const incoming_state& in, errc status, std::string_view info)
+{
+    response_header rh{};
+    rh.code = op::sync_to;
+    rh.status = static_cast<std::uint16_t>(status);
+    rh.info_size = static_cast<std::uint32_t>(info.size());
+    rh.tag = in.tag;
+    std::vector<std::byte> msg(sizeof rh + info.size());
+    std::memcpy(msg.data(), &rh, sizeof rh);
+    std::memcpy(msg.data() + sizeof rh, info.data(), info.size());
+    try {
+        channels::channel::attach(in.reply_channel).send(msg, reply_patience);
+    } catch (const std::exception& e) {
+        spdlog::warn("ddict {} manager {}: cannot answer a synchronize: {}", options_.name, id_,
+                     e.what());
+    }
+}
+
+void manager::adopt_image(loaded_image image)
+{
+    const auto want = meta();
+    if (image.meta.working_set_size != want.working_set_size ||
+        image.meta.wait_for_keys != want.wait_for_keys ||
+        image.meta.wait_for_writers != want.wait_for_writers) {
+        throw_error(errc::invalid_argument,
+                    fmt::format("ddict {}: manager {} cannot take the state of a dictionary "
+                                "with other checkpoint options (working_set_size {}, "
+                                "wait_for_keys {}, wait_for_writers {})",
+                                options_.name, id_, image.meta.working_set_size,
+                                image.meta.wait_for_keys, image.meta.wait_for_writers));
+    }
+    std::vector<checkpoint_state> states;
+    for (auto& cp : image.checkpoints) {
+        auto& st = states.emplace_back();
+        st.id = cp.id;
+        st.entries = std::move(cp.entries);
+        st.deleted = std::move(cp.deleted);
+        st.writers = std::move(cp.writers);
+    }
+    auto restored = working_set::restore(set_options(), std::move(states));
+    restored.on_retire = std::move(set_.on_retire);
+    set_ = std::move(restored);
+}
+
+void manager::do_set_state(const pending& p)
+{
+    const auto offset = p.h.arg;
+    const auto total = p.h.arg2;
+    if (offset == 0) {
+        // A new image: what this manager held is discarded (it is being made a copy).
+        incoming_.reset();
+        incoming_.emplace();
+        incoming_->client = p.h.client;
+        incoming_->tag = p.h.tag;
+        incoming_->reply_channel.assign(reinterpret_cast<const char*>(p.key.data()),
+                                        p.key.size());
+        try {
+            drain_jobs();
+            auto fresh = working_set(set_options());
+            fresh.on_retire = std::move(set_.on_retire);
+            set_ = std::move(fresh);
+            incoming_->loader = std::make_unique<image_loader>(pool_, total);
+        } catch (const error& e) {
+            incoming_->status = status_of(e);
+            incoming_->failed = e.what();
+        }
+    }
+    if (!incoming_ || incoming_->tag != p.h.tag || incoming_->client != p.h.client) {
+        return;  // the rest of an image given up on
+    }
+    auto& in = *incoming_;
+    if (in.failed.empty()) {
+        try {
+            if (offset != in.next_offset) {
+                throw_error(errc::malformed_message,
+                            fmt::format("ddict synchronize: chunk at {} where {} was due",
+                                        offset, in.next_offset));
+            }
+            in.loader->feed(p.body);
+            in.next_offset += p.body.size();
+        } catch (const error& e) {
+            in.status = status_of(e);
+            in.failed = e.what();
+            in.loader.reset();
+        }
+    }
+    if (in.answered || (in.next_offset < total && in.failed.empty())) {
+        return;  // more to come, or the rest of an image already answered (failed)
+    }
+    if (in.failed.empty()) {
+        try {
+            adopt_image(in.loader->take());
+        } catch (const error& e) {
+            in.status = status_of(e);
+            in.failed = e.what();
+        }
+        in.loader.reset();
+    }
+    answer_sync(in, in.failed.empty() ? errc::ok : in.status, in.failed);
+    in.answered = true;
+    if (in.failed.empty()) {
+        incoming_.reset();
+    }
+    retry_deferred();
 }
 
 }  // namespace dragonx::dict

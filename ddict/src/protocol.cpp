@@ -1,6 +1,9 @@
 // protocol.cpp - see protocol.hpp.
 #include "protocol.hpp"
 
+#include <filesystem>
+
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <dragonx/common/encoding.hpp>
@@ -93,6 +96,17 @@ descriptor_body decode_descriptor(std::string_view text)
 std::uint32_t manager_of(byte_view key, std::uint32_t managers) noexcept
 {
     return static_cast<std::uint32_t>(XXH3_64bits(key.data(), key.size()) % managers);
+}
+
+std::string restart_record_path(const server_options& options)
+{
+    return (std::filesystem::path(options.persist_path) / (options.name + ".ddict-restart"))
+        .string();
+}
+
+std::string kept_pool_name(const std::string& dict_name, std::uint32_t id)
+{
+    return fmt::format("/dragonx-kept-{}-m{}", dict_name, id);
 }
 
 }  // namespace dragonx::dict

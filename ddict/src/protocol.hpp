@@ -63,13 +63,27 @@ enum class op : std::uint16_t {
     is_frozen = 17,  // reply value: 1 or 0
     stats = 18,      // reply body: ddict_stats
     newest = 19,     // reply value: the newest checkpoint id
-    // orchestrator -> manager
+    persist = 20,        // persist the request's checkpoint; reply (value: bytes) once written
+    restore = 21,        // arg = checkpoint id to load from the persister
+    advance = 22,        // read-only: load the next persisted checkpoint; reply value: its id
+    persisted_ids = 23,  // reply body: codec std::vector<std::uint64_t>
+    sync_to = 24,        // body: sync_request. Stream this manager's state to another one
+    // manager -> manager (a sync_to's stream). The key is the client's reply channel; arg =
+    // offset of the chunk in the image, arg2 = the image's size; body: the chunk. The
+    // receiver answers the client (tag) when the image is in, or failed.
+    set_state = 25,
+    // a manager's persistence thread -> its own manager: arg = the job finished
+    persist_done = 26,
+    // orchestrator -> manager: arg = 1: keep the pool and state for a restart
     shutdown = 40,
     // manager -> orchestrator
-    manager_ready = 41,  // body: manager_info (or, with an error status, why it failed)
+    manager_ready = 41,  // body: manager_info; flags = 1: failed (info: errc in arg, body: text)
+    manager_kept = 42,   // body: kept_manager (after a shutdown with keep)
     // client -> orchestrator (body: orchestrator_request)
-    attach = 60,   // reply body: directory
-    destroy = 61,  // reply when every manager has stopped
+    attach = 60,      // reply body: directory
+    destroy = 61,     // arg = 1: allow restart. Reply when every manager has stopped
+    managers = 62,    // reply body: directory (its `empty` ids current)
+    mark_empty = 63,  // arg = 1: every manager counts as empty (a clone target), 0: none
 };
 
 /// Request flags.
@@ -79,6 +93,8 @@ inline constexpr std::uint16_t flag_list_values = 4;  // list: pages carry value
 
 /// The timeout field's value for "no timeout".
 inline constexpr std::uint64_t no_timeout = ~std::uint64_t{0};
+/// server_options::restore_from when not restoring.
+inline constexpr std::uint64_t no_checkpoint = ~std::uint64_t{0};
 
 struct request_header {
     op code;
@@ -177,10 +193,30 @@ struct directory {
     std::uint64_t timeout_us = no_timeout;  // the dictionary's default client timeout
     std::uint64_t base_checkpoint = 0;      // where new clients start
     std::vector<manager_info> managers;
+    std::vector<std::uint32_t> empty;  // managers that came back empty (see empty_managers)
     static auto fields(auto& self)
     {
         return std::tie(self.name, self.client_id, self.timeout_us, self.base_checkpoint,
-                        self.managers);
+                        self.managers, self.empty);
+    }
+};
+
+/// sync_to's body: where to send the state, and whom to answer.
+struct sync_request {
+    std::string target;        // the target manager's request channel
+    std::string reply_channel; // the client's (the target answers it)
+    static auto fields(auto& self) { return std::tie(self.target, self.reply_channel); }
+};
+
+/// What a manager that kept its pool for a restart reports to the orchestrator.
+struct kept_manager {
+    std::uint32_t id = 0;
+    std::string pool;  // the kept pool's name ("/dragonx-kept-...")
+    std::string hostname;
+    std::uint32_t node = 0;
+    static auto fields(auto& self)
+    {
+        return std::tie(self.id, self.pool, self.hostname, self.node);
     }
 };
 
@@ -201,13 +237,35 @@ struct server_options {
     double full_threshold = 0.9;
     std::uint64_t timeout_us = no_timeout;
     std::vector<policy> manager_policies;  // where each manager goes, one per manager
+    // Persistence (spec §8): persister 0 none, 1 POSIX files in persist_path (absolute).
+    std::uint8_t persister = 0;
+    std::string persist_path;
+    std::uint64_t persist_freq = 0;
+    std::int64_t persist_count = 0;
+    std::uint64_t restore_from = no_checkpoint;  // bring up from this persisted checkpoint
+    bool read_only = false;
+    bool restart = false;  // bring back the kept state of `name` (orchestrator only)
     static auto fields(auto& self)
     {
         return std::tie(self.name, self.managers, self.total_mem, self.working_set_size,
                         self.wait_for_keys, self.wait_for_writers, self.full_threshold,
-                        self.timeout_us, self.manager_policies);
+                        self.timeout_us, self.manager_policies, self.persister,
+                        self.persist_path, self.persist_freq, self.persist_count,
+                        self.restore_from, self.read_only, self.restart);
     }
 };
+
+/// What the orchestrator records for a restart (a file beside the persisted checkpoints):
+/// the options and where each manager kept its state.
+struct restart_record {
+    server_options options;
+    std::vector<kept_manager> managers;  // by manager id
+    static auto fields(auto& self) { return std::tie(self.options, self.managers); }
+};
+
+/// The restart record's file, and the name under which manager `id` keeps its pool.
+[[nodiscard]] std::string restart_record_path(const server_options& options);
+[[nodiscard]] std::string kept_pool_name(const std::string& dict_name, std::uint32_t id);
 
 /// What a descriptor carries.
 struct descriptor_body {

@@ -599,6 +599,21 @@ std::vector<checkpoint_export> working_set::export_all() const
     return out;
 }
 
+void working_set::abandon() noexcept
+{
+    for (checkpoint& cp : impl_->checkpoints) {
+        for (auto& kv : cp.map) {
+            kv.second.value.block().disown();
+        }
+        cp.map.clear();
+        cp.deleted.clear();
+        cp.writers.clear();
+    }
+    impl_->entries = 0;
+    impl_->bytes = 0;
+    impl_->unwritten = 0;
+}
+
 void working_set::divert_frees(std::vector<entry>* to) noexcept
 {
     impl_->graveyard = to;

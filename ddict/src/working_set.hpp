@@ -178,6 +178,10 @@ public:
     /// diversion.
     void divert_frees(std::vector<entry>* to) noexcept;
 
+    /// Forgets every entry without freeing its block (the blocks stay allocated in their
+    /// pool, for a restart to take back) and empties the set.
+    void abandon() noexcept;
+
     /// Removes every key visible at c for `client` (§6.10): done, retired or deferred. Frees
     /// what checkpoint c holds and masks the keys of older checkpoints at c (REC 4 applied to
     /// clear), so nothing is visible at c afterwards. Counts as a read for note_read().

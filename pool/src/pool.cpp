@@ -511,7 +511,8 @@ pool_stats pool::stats() const
     pool_stats s{};
     s.total_bytes = raw.usable_bytes;
     s.free_bytes = raw.free_bytes;
-    s.utilization = 1.0 - static_cast<double>(raw.free_bytes) / static_cast<double>(raw.usable_bytes);
+    s.utilization =
+        1.0 - static_cast<double>(raw.free_bytes) / static_cast<double>(raw.usable_bytes);
     s.recoveries = raw.recoveries;
     for (std::size_t i = 0; i < raw.free_blocks.size(); ++i) {
         s.free_blocks.push_back({min_block_size << i, raw.free_blocks[i]});

@@ -22,6 +22,11 @@
 //   manager_idle_busy_pct     CPU share an idle manager uses (it should sleep, not spin)
 //   attach_ms                 attach by descriptor from the head (the detach is not counted)
 //   create_ms / destroy_ms    a dictionary of 1 manager on the head's node
+//   checkpoint_advance_us     1 client, no data: checkpoint() then an 8-byte put, so that the
+//                             manager advances (working set of 2); the plain put beside it
+//   persist_gbps / restore_gbps  persist() and restore() of a 1 GiB checkpoint (64 MiB with
+//                             --quick) to ./ddict_bench_persist.*, against dd bs=1M of as many
+//                             bytes there (write with conv=fsync; read to /dev/null)
 //   same_vcpu_* / cross_vcpu_*  8-byte figures with the head and its manager pinned to one
 //                             vCPU, or to two (the figures above are unpinned)
 //   remote_*                  the head on node 0, the manager on node 1 (runs of ≥ 2 nodes)
@@ -579,6 +584,121 @@ double measure_attach(const std::string& descriptor, int n)
     return median(ms);
 }
 
+/// Per step, in µs (median over `reps`): the handle moves to the next checkpoint and puts an
+/// 8-byte value there, so the manager advances its working set (size 2) and retires the
+/// oldest; and, as the reference, the same put with no advance.
+std::pair<double, double> measure_checkpoint_advance(std::uint32_t node, std::uint64_t steps,
+                                                     int reps)
+{
+    auto o = on_node(node, std::uint64_t{64} << 20);
+    o.working_set_size = 2;
+    owned_dict d(o);
+    dragonx::bytes value(8);
+    std::vector<double> advance_us;
+    std::vector<double> put_us;
+    for (int r = 0; r < reps; ++r) {
+        auto t0 = clock_type::now();
+        for (std::uint64_t i = 0; i < steps; ++i) {
+            d->checkpoint();
+            d->put(0, value);
+        }
+        advance_us.push_back(seconds_between(t0, clock_type::now()) * 1e6 /
+                             static_cast<double>(steps));
+        t0 = clock_type::now();
+        for (std::uint64_t i = 0; i < steps; ++i) {
+            d->put(0, value);
+        }
+        put_us.push_back(seconds_between(t0, clock_type::now()) * 1e6 /
+                         static_cast<double>(steps));
+    }
+    expect(d->checkpoint_id() == steps * static_cast<std::uint64_t>(reps),
+           "the handle's checkpoint after the advances");
+    return {median(advance_us), median(put_us)};
+}
+
+/// Seconds `command` (a shell line) took, or nullopt if it failed.
+std::optional<double> timed_shell(const std::string& command)
+{
+    const auto t0 = clock_type::now();
+    if (std::system(command.c_str()) != 0) {
+        return std::nullopt;
+    }
+    return seconds_between(t0, clock_type::now());
+}
+
+struct persist_figures {
+    double persist_gbps = 0;
+    double restore_gbps = 0;
+    std::optional<double> dd_write_gbps;  // dd bs=1M conv=fsync, same directory
+    std::optional<double> dd_read_gbps;   // dd bs=1M of that file to /dev/null
+};
+
+/// persist() and restore() of one checkpoint of `mib` values of just under 1 MiB (an entry
+/// fills a 1 MiB block) in a directory beside the working directory, with dd's write and read
+/// of as many bytes to the same filesystem as the reference. Everything it writes is removed.
+persist_figures measure_persistence(std::uint32_t node, std::uint64_t mib, int reps)
+{
+    const fs::path dir =
+        fs::absolute(fs::path("ddict_bench_persist." + std::to_string(::getpid())));
+    fs::create_directories(dir);
+    struct remove_dir {
+        fs::path path;
+        ~remove_dir()
+        {
+            std::error_code ec;
+            fs::remove_all(path, ec);
+        }
+    } cleanup{dir};
+    constexpr std::size_t value_size = (std::size_t{1} << 20) - 128;
+    const double bytes = static_cast<double>(mib) * static_cast<double>(value_size);
+
+    auto o = on_node(node, (mib * 3 + 64) << 20);
+    o.name = "bench" + std::to_string(::getpid());
+    o.persister = dragonx::ddict_options::persister_kind::posix;
+    o.persist_path = dir.string();
+    o.persist_count = -1;
+    o.timeout = std::chrono::minutes(5);
+    owned_dict d(o);
+    dragonx::bytes value(value_size);
+    for (std::uint64_t k = 0; k < mib; ++k) {
+        stamp(value, k);
+        d->put(k, value);
+    }
+    persist_figures f;
+    std::vector<double> persist_s;
+    std::vector<double> restore_s;
+    for (int r = 0; r < reps; ++r) {
+        auto t0 = clock_type::now();
+        d->persist();
+        persist_s.push_back(seconds_between(t0, clock_type::now()));
+        t0 = clock_type::now();
+        d->restore(0);
+        restore_s.push_back(seconds_between(t0, clock_type::now()));
+    }
+    check_value(d->get(mib - 1), mib - 1, value_size);
+    f.persist_gbps = bytes / median(persist_s) / 1e9;
+    f.restore_gbps = bytes / median(restore_s) / 1e9;
+    d.destroy();
+
+    const auto file = (dir / "dd.reference").string();
+    std::vector<double> write_s;
+    std::vector<double> read_s;
+    for (int r = 0; r < reps; ++r) {
+        const auto w = timed_shell("dd if=/dev/zero of=" + file + " bs=1M count=" +
+                                   std::to_string(mib) + " conv=fsync status=none");
+        const auto rd = timed_shell("dd if=" + file + " of=/dev/null bs=1M status=none");
+        if (!w || !rd) {
+            return f;
+        }
+        write_s.push_back(*w);
+        read_s.push_back(*rd);
+    }
+    const double dd_bytes = static_cast<double>(mib) * static_cast<double>(1 << 20);
+    f.dd_write_gbps = dd_bytes / median(write_s) / 1e9;
+    f.dd_read_gbps = dd_bytes / median(read_s) / 1e9;
+    return f;
+}
+
 // ---- the standard suite (the head) --------------------------------------------------------------
 
 /// Counts of the standard suite. The full suite stays under a minute on a loaded 2-vCPU VM
@@ -594,6 +714,8 @@ struct suite_sizes {
     std::uint64_t remote_big_ops;
     int attaches;
     int creates;
+    std::uint64_t checkpoint_steps;  // checkpoint advances timed per repetition
+    std::uint64_t persist_mib;       // size of the persisted checkpoint
     std::chrono::milliseconds idle_ms;  // how long the idle manager is watched
     int redis_reps;
     std::uint64_t redis_small;      // redis-benchmark -n, 8-byte SET and GET, unpinned
@@ -612,6 +734,8 @@ constexpr suite_sizes full_sizes{.reps = 5,
                                  .remote_big_ops = 16,
                                  .attaches = 20,
                                  .creates = 5,
+                                 .checkpoint_steps = 20000,
+                                 .persist_mib = 1024,
                                  .idle_ms = 1000ms,
                                  .redis_reps = 3,
                                  .redis_small = 10000,
@@ -628,6 +752,8 @@ constexpr suite_sizes quick_sizes{.reps = 3,
                                   .remote_big_ops = 4,
                                   .attaches = 8,
                                   .creates = 3,
+                                  .checkpoint_steps = 2000,
+                                  .persist_mib = 64,
                                   .idle_ms = 300ms,
                                   .redis_reps = 1,
                                   .redis_small = 3000,
@@ -783,6 +909,22 @@ int suite(const bench_options& o)
         }
         out.figure("create_ms", median(create_ms), "ms");
         out.figure("destroy_ms", median(destroy_ms), "ms");
+    }
+
+    // Checkpoints: advancing the working set, and persisting and restoring a checkpoint.
+    {
+        const auto [advance_us, put_us] =
+            measure_checkpoint_advance(rt.node(), s.checkpoint_steps, s.reps);
+        out.figure("checkpoint_advance_us", advance_us, "us", "the same put, no advance",
+                   put_us, "checkpoint_advance_vs_put");
+        const auto p = measure_persistence(rt.node(), s.persist_mib, o.quick ? 1 : 3);
+        out.note("", "persist/restore: one checkpoint of " + std::to_string(s.persist_mib) +
+                         " MiB in ./ddict_bench_persist.*; reference dd bs=1M (conv=fsync "
+                         "for the write) of as many bytes there");
+        out.figure("persist_gbps", p.persist_gbps, "GB/s", "dd write conv=fsync",
+                   p.dd_write_gbps, "persist_vs_dd");
+        out.figure("restore_gbps", p.restore_gbps, "GB/s", "dd read", p.dd_read_gbps,
+                   "restore_vs_dd");
     }
 
     // Pinned: the head and its manager on one vCPU, then on two.
