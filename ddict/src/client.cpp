@@ -1165,6 +1165,14 @@ void client::persist(timeout limit)
 void client::restore(std::uint64_t id, timeout limit)
 {
     const auto until = deadline::after(limit);
+    // Every manager must have it: a restore that some managers cannot do would leave the
+    // dictionary half at one checkpoint and half at another.
+    const auto ids = persisted_ids(until.remaining());
+    if (!std::binary_search(ids.begin(), ids.end(), id)) {
+        throw_error(errc::checkpoint_unavailable,
+                    fmt::format("ddict {}: checkpoint {} is not persisted by every manager",
+                                name(), id));
+    }
     auto h = session_->header(op::restore, checkpoint_, until);
     h.arg = id;
     session_->broadcast(every_manager(*this), h, {}, nullptr, until, "restore",

@@ -18,6 +18,9 @@
 //   flipped byte in a header usually earlier (by the structural checks).
 #include "image.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -434,8 +437,25 @@ struct image_loader::impl {
                                     image.checkpoints.back().id));
         }
         block = std::move(*b);
+        populate(block.data(), block_need);
         if (block_need == 0) {
             finish_entry();
+        }
+    }
+
+    // Maps the pages a large entry will fill in one call, instead of one fault per page as
+    // they are written (a fresh pool's pages are not mapped yet). Best effort.
+    static void populate(std::byte* data, std::uint64_t n)
+    {
+        constexpr std::uint64_t worth_it = 256 << 10;
+        if (n < worth_it) {
+            return;
+        }
+        const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+        const auto start = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
+        const auto end = (reinterpret_cast<std::uintptr_t>(data) + n) & ~(page - 1);
+        if (end > start) {
+            (void)::madvise(reinterpret_cast<void*>(start), end - start, MADV_POPULATE_WRITE);
         }
     }
 

@@ -232,9 +232,6 @@ manager::manager(const server_options& options, std::uint32_t id, std::uint32_t 
     if (persister_ && options.persist_freq > 0 && options.persist_count != 0 && !read_only_) {
         set_.on_retire = [this](std::uint64_t retired) { on_retire(retired); };
     }
-    if (persister_) {
-        writer_ = std::thread([this] { writer_loop(); });
-    }
     requests_ = channels::channel::create(
         pool_, {.capacity = manager_queue_capacity, .block_size = manager_queue_block});
     // As the client's reply wait (client.cpp): spin briefly, then yield to a client that
@@ -242,6 +239,9 @@ manager::manager(const server_options& options, std::uint32_t id, std::uint32_t 
     requests_.set_wait_policy({.spin = std::chrono::microseconds(2),
                                .yield = std::chrono::microseconds(200)});
     scratch_.resize(manager_queue_block);
+    if (persister_) {
+        writer_ = std::thread([this] { writer_loop(); });  // it wakes us through requests_
+    }
 }
 
 manager::~manager()
@@ -1135,6 +1135,7 @@ void manager::keep_for_restart()
     }
     // Requests still queued are dropped with the channel; their blocks are lost to the pool.
     deferred_.clear();
+    incoming_.reset();
     requests_ = {};
     write_checked_file(state_file_of(name), encode(state));
     try {
