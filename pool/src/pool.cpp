@@ -270,19 +270,31 @@ pool::~pool()
     }
 }
 
-pool pool::create(const pool_options& options)
+namespace {
+
+// The identity of a pool made now (create, reclaim): `options`' run, node and id, or this
+// process's run and node and a random id; a fresh nonce. `what` starts the error message.
+detail::pool_identity new_identity(const pool_options& options, const std::string& what)
 {
-    using namespace detail;
     const auto me = run_identity::from_environment();
-    pool_identity ident;
+    detail::pool_identity ident;
     ident.run = options.run.value_or(me.run);
     ident.node = options.node.value_or(me.node);
     ident.id = options.id ? *options.id : random_u64();
     ident.nonce = random_u64();
     if (!is_valid_run_id(ident.run)) {
-        throw_error(errc::invalid_argument, "cannot create pool: '" + ident.run +
-                                                "' is not a valid run id (1-24 of A-Z a-z 0-9 _)");
+        throw_error(errc::invalid_argument,
+                    what + ": '" + ident.run + "' is not a valid run id (1-24 of A-Z a-z 0-9 _)");
     }
+    return ident;
+}
+
+}  // namespace
+
+pool pool::create(const pool_options& options)
+{
+    using namespace detail;
+    auto ident = new_identity(options, "cannot create pool");
     if (options.size < min_pool_size) {
         throw_error(errc::invalid_argument,
                     "cannot create pool " + ident.shm_name() + ": size " +
@@ -373,16 +385,7 @@ pool pool::reclaim(std::string_view kept_name, const pool_options& identity)
 {
     using namespace detail;
     check_kept_name(kept_name);
-    const auto me = run_identity::from_environment();
-    pool_identity ident;
-    ident.run = identity.run.value_or(me.run);
-    ident.node = identity.node.value_or(me.node);
-    ident.id = identity.id ? *identity.id : random_u64();
-    ident.nonce = random_u64();
-    if (!is_valid_run_id(ident.run)) {
-        throw_error(errc::invalid_argument, "cannot reclaim pool " + std::string(kept_name) +
-                                                ": '" + ident.run + "' is not a valid run id");
-    }
+    auto ident = new_identity(identity, "cannot reclaim pool " + std::string(kept_name));
     // Check it is a pool of this build before renaming anything.
     {
         auto seg = shm_segment::open(std::string(kept_name));

@@ -9,27 +9,15 @@
 #include <string>
 #include <vector>
 
-#include "harness.hpp"
+#include "program_checks.hpp"
 
 using namespace dragonx::integration;
 
 namespace {
 
-outcome run_check(const std::string& nodes, const std::vector<std::string>& mode,
-                  millis limit = 180s)
+outcome run_check(const std::string& nodes, const std::vector<std::string>& mode)
 {
-    std::vector<std::string> args = {"run", "--wlm", "local", "-N", nodes, "-t", "tcp",
-                                     program("ddict_persist_check")};
-    args.insert(args.end(), mode.begin(), mode.end());
-    return run_dragonx(args, limit);
-}
-
-void expect_pass(const outcome& r, const std::string& mode)
-{
-    INFO("stdout: " << r.out << "\nstderr: " << r.err);
-    REQUIRE(r.exited);
-    CHECK(r.code == 0);
-    CHECK(lines_starting(r.out, "PASS " + mode).size() == 1);
+    return run_program("ddict_persist_check", nodes, mode);
 }
 
 // A directory of its own for one test, removed with everything in it.
