@@ -1,5 +1,5 @@
 // support.hpp - helpers for tests: forked children with a watchdog; a private dragonx config
-// file.
+// file; a temporary directory.
 //
 // Notes:
 // - A child runs a function and exits with 0 on success, 1 when it returned false, 2 when
@@ -143,6 +143,30 @@ public:
 
 private:
     T* object_;
+};
+
+/// A fresh directory under /tmp, removed with everything in it when destroyed.
+class temp_dir {
+public:
+    temp_dir()
+    {
+        char name[] = "/tmp/dragonx-test-XXXXXX";
+        if (::mkdtemp(name) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        path_ = name;
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    ~temp_dir()
+    {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+private:
+    std::filesystem::path path_;
 };
 
 /// A fresh temporary directory, with DRAGONX_CONFIG naming the file `relative` inside it for

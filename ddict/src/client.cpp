@@ -810,16 +810,21 @@ std::vector<std::uint64_t> client::manager_processes() const
 
 namespace {
 
-std::vector<std::uint32_t> all_or_chosen(const client& c)
+std::vector<std::uint32_t> every_manager(const client& c)
 {
-    if (c.chosen_manager()) {
-        return {*c.chosen_manager()};
-    }
     std::vector<std::uint32_t> all(c.managers());
     for (std::uint32_t i = 0; i < all.size(); ++i) {
         all[i] = i;
     }
     return all;
+}
+
+std::vector<std::uint32_t> all_or_chosen(const client& c)
+{
+    if (c.chosen_manager()) {
+        return {*c.chosen_manager()};
+    }
+    return every_manager(c);
 }
 
 }  // namespace
@@ -1140,19 +1145,6 @@ void client::destroy(timeout limit, bool allow_restart)
 }
 
 // ---- persistence and copies ----------------------------------------------------------------
-
-namespace {
-
-std::vector<std::uint32_t> every_manager(const client& c)
-{
-    std::vector<std::uint32_t> all(c.managers());
-    for (std::uint32_t i = 0; i < all.size(); ++i) {
-        all[i] = i;
-    }
-    return all;
-}
-
-}  // namespace
 
 void client::persist(timeout limit)
 {

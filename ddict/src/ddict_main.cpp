@@ -81,9 +81,7 @@ int run_manager(const std::string& id_text, const std::string& options,
                                             rt.hostname(), kept);
     } catch (const error& e) {
         // Tell the orchestrator why, so the creator's error says it.
-        const auto status = &e.code().category() == &dragonx_category()
-                                ? static_cast<std::uint64_t>(e.code().value())
-                                : static_cast<std::uint64_t>(errc::process_failed);
+        const auto status = static_cast<std::uint64_t>(dict::status_of(e, errc::process_failed));
         tell_orchestrator(orchestrator, dict::op::manager_ready, std::string(e.what()), 1,
                           status);
         throw;

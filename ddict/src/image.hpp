@@ -58,13 +58,9 @@ struct checkpoint_view {
     std::vector<client_id> writers;
 };
 
-/// One checkpoint loaded: its entries are blocks of the loader's pool (key then value).
-struct loaded_checkpoint {
-    std::uint64_t id = 0;
-    std::vector<std::pair<entry, bool>> entries;  // (entry, persistent)
-    std::vector<std::string> deleted;
-    std::vector<client_id> writers;
-};
+/// One checkpoint loaded: its entries are blocks of the loader's pool (key then value), as a
+/// working set is rebuilt from (working_set::restore).
+using loaded_checkpoint = checkpoint_state;
 
 struct loaded_image {
     image_meta meta;

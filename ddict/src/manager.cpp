@@ -1,19 +1,15 @@
 // manager.cpp - see manager.hpp.
 #include "manager.hpp"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
 
-#include <dragonx/common/unique_fd.hpp>
 
 namespace dragonx::dict {
 
@@ -92,68 +88,6 @@ struct kept_state {
 std::string state_file_of(const std::string& kept_pool)
 {
     return "/dev/shm" + kept_pool + ".state";
-}
-
-// Writes `bytes` and their xxHash3 to `path` (created 0600, replaced), fsynced.
-void write_checked_file(const std::string& path, byte_view bytes)
-{
-    unique_fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    throw_system_error_on(!fd, ("open " + path).c_str());
-    const std::uint64_t sum = XXH3_64bits(bytes.data(), bytes.size());
-    const auto put = [&](const std::byte* p, std::size_t n) {
-        while (n > 0) {
-            const auto w = ::write(fd.get(), p, n);
-            if (w < 0 && errno == EINTR) {
-                continue;
-            }
-            throw_system_error_on(w < 0, ("write " + path).c_str());
-            p += w;
-            n -= static_cast<std::size_t>(w);
-        }
-    };
-    put(bytes.data(), bytes.size());
-    put(reinterpret_cast<const std::byte*>(&sum), sizeof sum);
-    throw_system_error_on(::fsync(fd.get()) != 0, ("fsync " + path).c_str());
-}
-
-// The bytes of a file written by write_checked_file; errc::corrupt_file if the checksum fails.
-std::vector<std::byte> read_checked_file(const std::string& path)
-{
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd && errno == ENOENT) {
-        throw_error(errc::not_found, "no file " + path);
-    }
-    throw_system_error_on(!fd, ("open " + path).c_str());
-    std::vector<std::byte> out;
-    std::byte buf[1 << 16];
-    for (;;) {
-        const auto r = ::read(fd.get(), buf, sizeof buf);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        throw_system_error_on(r < 0, ("read " + path).c_str());
-        if (r == 0) {
-            break;
-        }
-        out.insert(out.end(), buf, buf + r);
-    }
-    std::uint64_t sum = 0;
-    if (out.size() < sizeof sum) {
-        throw_error(errc::corrupt_file, path + " is truncated");
-    }
-    std::memcpy(&sum, out.data() + out.size() - sizeof sum, sizeof sum);
-    out.resize(out.size() - sizeof sum);
-    if (XXH3_64bits(out.data(), out.size()) != sum) {
-        throw_error(errc::corrupt_file, path + " fails its checksum");
-    }
-    return out;
-}
-
-// The errc of a failure (errc::internal for one that is not dragonx's).
-errc status_of(const error& e)
-{
-    return &e.code().category() == &dragonx_category() ? static_cast<errc>(e.code().value())
-                                                       : errc::internal;
 }
 
 // Sends an image to another manager in set_state chunks.
@@ -872,7 +806,7 @@ void manager::reply(const request_header& h, errc status, std::string_view info,
 void manager::reply_error(const request_header& h, const std::exception& e)
 {
     if (const auto* de = dynamic_cast<const error*>(&e);
-        de != nullptr && &de->code().category() == &dragonx_category()) {
+        de != nullptr && status_of(*de, errc::ok) != errc::ok) {
         // what() ends with ": <the code's message>"; the client's error adds it again.
         std::string_view text = de->what();
         const auto suffix = ": " + de->code().message();
@@ -1052,6 +986,12 @@ void manager::do_persist(const pending& p)
     queue_persist(c, p.h);
 }
 
+void manager::replace_set(working_set next)
+{
+    next.on_retire = std::move(set_.on_retire);
+    set_ = std::move(next);  // the old set's entries are freed (no job reads them: drained)
+}
+
 void manager::load_persisted(std::uint64_t id)
 {
     if (!persister_) {
@@ -1060,19 +1000,8 @@ void manager::load_persisted(std::uint64_t id)
                                 options_.name));
     }
     drain_jobs();
-    auto image = persister_->load(id, pool_);
-    if (image.checkpoints.size() != 1 || image.checkpoints[0].id != id) {
-        throw_error(errc::corrupt_file,
-                    fmt::format("ddict {}: the file of checkpoint {} of manager {} holds "
-                                "another checkpoint",
-                                options_.name, id, id_));
-    }
-    std::vector<checkpoint_state> states(1);
-    states[0].id = id;
-    states[0].entries = std::move(image.checkpoints[0].entries);
-    auto restored = working_set::restore(set_options(), std::move(states));
-    restored.on_retire = std::move(set_.on_retire);
-    set_ = std::move(restored);
+    auto image = persister_->load(id, pool_);  // checked: exactly checkpoint `id`
+    replace_set(working_set::restore(set_options(), std::move(image.checkpoints)));
     if (!read_only_) {
         persister_->remove_newer_than(id);
     }
@@ -1144,17 +1073,16 @@ void manager::keep_for_restart()
         ::unlink(state_file_of(name).c_str());
         throw;
     }
-    set_.abandon();  // the blocks now belong to the kept pool
-    kept_ = kept_manager{id_, name, hostname_, node_};
     spdlog::debug("ddict {} manager {}: kept {} entries in {}", options_.name, id_,
                   set_.entry_count(), name);
+    set_.abandon();  // the blocks now belong to the kept pool
+    kept_ = kept_manager{id_, name, hostname_, node_};
 }
 
 void manager::reclaim(const kept_manager& kept)
 {
     const auto path = state_file_of(kept.pool);
-    const auto bytes = read_checked_file(path);
-    const auto state = decode<kept_state>(bytes, "ddict kept state");
+    const auto state = decode<kept_state>(read_checked_file(path), "ddict kept state");
     if (state.working_set_size != options_.working_set_size ||
         state.wait_for_keys != options_.wait_for_keys ||
         state.wait_for_writers != options_.wait_for_writers) {
@@ -1186,7 +1114,7 @@ void manager::reclaim(const kept_manager& kept)
         st.deleted = k.deleted;
         st.writers = k.writers;
     }
-    set_ = working_set::restore(set_options(), std::move(states));
+    replace_set(working_set::restore(set_options(), std::move(states)));
     frozen_ = frozen_ || state.frozen;
     ::unlink(path.c_str());
 }
@@ -1247,17 +1175,7 @@ void manager::adopt_image(loaded_image image)
                                 options_.name, id_, image.meta.working_set_size,
                                 image.meta.wait_for_keys, image.meta.wait_for_writers));
     }
-    std::vector<checkpoint_state> states;
-    for (auto& cp : image.checkpoints) {
-        auto& st = states.emplace_back();
-        st.id = cp.id;
-        st.entries = std::move(cp.entries);
-        st.deleted = std::move(cp.deleted);
-        st.writers = std::move(cp.writers);
-    }
-    auto restored = working_set::restore(set_options(), std::move(states));
-    restored.on_retire = std::move(set_.on_retire);
-    set_ = std::move(restored);
+    replace_set(working_set::restore(set_options(), std::move(image.checkpoints)));
 }
 
 void manager::do_set_state(const pending& p)
@@ -1274,9 +1192,7 @@ void manager::do_set_state(const pending& p)
                                         p.key.size());
         try {
             drain_jobs();
-            auto fresh = working_set(set_options());
-            fresh.on_retire = std::move(set_.on_retire);
-            set_ = std::move(fresh);
+            replace_set(working_set(set_options()));
             incoming_->loader = std::make_unique<image_loader>(pool_, total);
         } catch (const error& e) {
             incoming_->status = status_of(e);

@@ -156,6 +156,8 @@ private:
     void do_persist(const pending& p);
     void do_restore(const pending& p);
     void do_advance(const pending& p);
+    /// Makes `next` the working set (with the persistence hook); call after drain_jobs().
+    void replace_set(working_set next);
     /// Replaces the working set with persisted checkpoint `id` (read-write: files of later
     /// ids are deleted).
     void load_persisted(std::uint64_t id);

@@ -6,13 +6,10 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
 
 #include <dragonx/common/encoding.hpp>
 #include <dragonx/runtime/runtime.hpp>
@@ -32,45 +29,25 @@ constexpr auto manager_exit_patience = 10s;
 constexpr auto reply_patience = 5s;
 constexpr auto keep_patience = 60s;  // for every manager to report its kept state
 
-// The restart record: codec(restart_record), then its xxHash3 (8 bytes).
+// The restart record: codec(restart_record) in a checked file.
 void write_record(const std::string& path, const restart_record& record)
 {
-    auto bytes = encode(record);
-    const std::uint64_t sum = XXH3_64bits(bytes.data(), bytes.size());
-    const auto* p = reinterpret_cast<const std::byte*>(&sum);
-    bytes.insert(bytes.end(), p, p + sizeof sum);
-    const auto tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(bytes.data()),
-                  static_cast<std::streamsize>(bytes.size()));
-        if (!out.flush()) {
-            throw_error(errc::no_space, "cannot write the restart record " + tmp);
-        }
-    }
-    std::filesystem::rename(tmp, path);
+    write_checked_file(path, encode(record));
 }
 
 restart_record read_record(const std::string& path)
 {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw_error(errc::not_found,
-                    fmt::format("no restart record {}: No such file or directory (was the "
-                                "dictionary destroyed with allow_restart?)",
-                                path));
+    try {
+        return decode<restart_record>(read_checked_file(path), "ddict restart record");
+    } catch (const error& e) {
+        if (e.is(errc::not_found)) {
+            throw_error(errc::not_found,
+                        fmt::format("no restart record {}: No such file or directory (was the "
+                                    "dictionary destroyed with allow_restart?)",
+                                    path));
+        }
+        throw;
     }
-    std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::uint64_t sum = 0;
-    if (raw.size() < sizeof sum) {
-        throw_error(errc::corrupt_file, "restart record " + path + " is truncated");
-    }
-    std::memcpy(&sum, raw.data() + raw.size() - sizeof sum, sizeof sum);
-    raw.resize(raw.size() - sizeof sum);
-    if (XXH3_64bits(raw.data(), raw.size()) != sum) {
-        throw_error(errc::corrupt_file, "restart record " + path + " fails its checksum");
-    }
-    return decode<restart_record>(std::as_bytes(std::span(raw)), "ddict restart record");
 }
 
 }  // namespace
@@ -169,9 +146,7 @@ bool orchestrator::bring_up(const std::string& creator_reply)
         }
     } catch (const error& e) {
         failure = fmt::format("ddict {}: {}", options_.name, e.what());
-        failure_code = &e.code().category() == &dragonx_category()
-                           ? static_cast<errc>(e.code().value())
-                           : errc::process_failed;
+        failure_code = status_of(e, errc::process_failed);
         answer(creator_reply, 1, failure_code, failure, {});
         return false;
     }

@@ -1,12 +1,17 @@
 // protocol.cpp - see protocol.hpp.
 #include "protocol.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <filesystem>
 
 #include <fmt/format.h>
 #include <xxhash.h>
 
 #include <dragonx/common/encoding.hpp>
+#include <dragonx/common/unique_fd.hpp>
 
 namespace dragonx::dict {
 
@@ -107,6 +112,70 @@ std::string restart_record_path(const server_options& options)
 std::string kept_pool_name(const std::string& dict_name, std::uint32_t id)
 {
     return fmt::format("/dragonx-kept-{}-m{}", dict_name, id);
+}
+
+errc status_of(const error& e, errc fallback) noexcept
+{
+    return &e.code().category() == &dragonx_category() ? static_cast<errc>(e.code().value())
+                                                       : fallback;
+}
+
+void write_checked_file(const std::string& path, byte_view bytes)
+{
+    const auto tmp = path + ".tmp";
+    {
+        unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+        throw_system_error_on(!fd, ("open " + tmp).c_str());
+        const std::uint64_t sum = XXH3_64bits(bytes.data(), bytes.size());
+        const auto put = [&](const std::byte* p, std::size_t n) {
+            while (n > 0) {
+                const auto w = ::write(fd.get(), p, n);
+                if (w < 0 && errno == EINTR) {
+                    continue;
+                }
+                throw_system_error_on(w < 0, ("write " + tmp).c_str());
+                p += w;
+                n -= static_cast<std::size_t>(w);
+            }
+        };
+        put(bytes.data(), bytes.size());
+        put(reinterpret_cast<const std::byte*>(&sum), sizeof sum);
+        throw_system_error_on(::fsync(fd.get()) != 0, ("fsync " + tmp).c_str());
+    }
+    throw_system_error_on(::rename(tmp.c_str(), path.c_str()) != 0,
+                          ("rename " + tmp + " " + path).c_str());
+}
+
+std::vector<std::byte> read_checked_file(const std::string& path)
+{
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd && errno == ENOENT) {
+        throw_error(errc::not_found, "no file " + path + ": No such file or directory");
+    }
+    throw_system_error_on(!fd, ("open " + path).c_str());
+    std::vector<std::byte> out;
+    std::byte buf[1 << 16];
+    for (;;) {
+        const auto r = ::read(fd.get(), buf, sizeof buf);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        throw_system_error_on(r < 0, ("read " + path).c_str());
+        if (r == 0) {
+            break;
+        }
+        out.insert(out.end(), buf, buf + r);
+    }
+    std::uint64_t sum = 0;
+    if (out.size() < sizeof sum) {
+        throw_error(errc::corrupt_file, path + " is truncated");
+    }
+    std::memcpy(&sum, out.data() + out.size() - sizeof sum, sizeof sum);
+    out.resize(out.size() - sizeof sum);
+    if (XXH3_64bits(out.data(), out.size()) != sum) {
+        throw_error(errc::corrupt_file, path + " fails its checksum");
+    }
+    return out;
 }
 
 }  // namespace dragonx::dict

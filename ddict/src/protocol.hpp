@@ -263,6 +263,17 @@ struct restart_record {
     static auto fields(auto& self) { return std::tie(self.options, self.managers); }
 };
 
+/// The errc a failure carries, or `fallback` for one that is not dragonx's (an OS error).
+[[nodiscard]] errc status_of(const error& e, errc fallback = errc::internal) noexcept;
+
+/// A small file of `bytes` followed by their xxHash3 (the restart record, a kept manager's
+/// state): written to `path`.tmp, fsynced and renamed over `path` (mode 0600). Throws a system
+/// error.
+void write_checked_file(const std::string& path, byte_view bytes);
+/// The bytes of a file write_checked_file wrote: errc::not_found if there is none,
+/// errc::corrupt_file (naming it) if it is truncated or fails its checksum.
+[[nodiscard]] std::vector<std::byte> read_checked_file(const std::string& path);
+
 /// The restart record's file, and the name under which manager `id` keeps its pool.
 [[nodiscard]] std::string restart_record_path(const server_options& options);
 [[nodiscard]] std::string kept_pool_name(const std::string& dict_name, std::uint32_t id);

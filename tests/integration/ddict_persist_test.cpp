@@ -4,7 +4,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -19,20 +18,6 @@ outcome run_check(const std::string& nodes, const std::vector<std::string>& mode
 {
     return run_program("ddict_persist_check", nodes, mode);
 }
-
-// A directory of its own for one test, removed with everything in it.
-struct scratch_dir {
-    scratch_dir()
-    {
-        std::string pattern = (std::filesystem::temp_directory_path() / "ddict-XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path = pattern;
-    }
-    ~scratch_dir() { std::filesystem::remove_all(path); }
-    scratch_dir(const scratch_dir&) = delete;
-    scratch_dir& operator=(const scratch_dir&) = delete;
-    std::filesystem::path path;
-};
 
 // /dev/shm objects kept for a restart of dictionaries whose names start with `name`.
 std::vector<std::string> kept_objects(const std::string& name)
@@ -58,24 +43,24 @@ TEST_CASE("checkpoint reads and writes block and unblock across processes and no
 TEST_CASE("checkpoints persist, restore, replay read-only, and corrupt files are refused",
           "[integration][ddict][persist]")
 {
-    scratch_dir dir;
-    expect_pass(run_check("2", {"persist", dir.path.string()}), "persist");
+    temp_dir dir;
+    expect_pass(run_check("2", {"persist", dir.path().string()}), "persist");
 }
 
 TEST_CASE("a dictionary destroyed with allow_restart comes back in a later run, and with a "
           "node missing is repaired by synchronize",
           "[integration][ddict][restart]")
 {
-    scratch_dir dir;
+    temp_dir dir;
     const std::string name = "rs" + std::to_string(::getpid());
-    expect_pass(run_check("3", {"keep", name, dir.path.string()}), "keep");
+    expect_pass(run_check("3", {"keep", name, dir.path().string()}), "keep");
     CHECK(kept_objects(name).size() == 12);  // 2 dictionaries x 3 managers x (pool + state)
-    expect_pass(run_check("3", {"resume", name, dir.path.string(), "-", "keep"}), "resume");
+    expect_pass(run_check("3", {"resume", name, dir.path().string(), "-", "keep"}), "resume");
     CHECK(kept_objects(name).size() == 12);
     // Node 2 is gone: manager 2 of the first dictionary comes back empty.
-    expect_pass(run_check("2", {"resume", name, dir.path.string(), "2", "drop"}), "resume");
+    expect_pass(run_check("2", {"resume", name, dir.path().string(), "2", "drop"}), "resume");
     CHECK(kept_objects(name).empty());
-    CHECK_FALSE(std::filesystem::exists(dir.path / (name + ".ddict-restart")));
+    CHECK_FALSE(std::filesystem::exists(dir.path() / (name + ".ddict-restart")));
     for (const auto& f : kept_objects(name)) {
         std::filesystem::remove("/dev/shm/" + f);  // only after a failure above
     }

@@ -27,6 +27,7 @@
 
 #include "image.hpp"
 #include "persister.hpp"
+#include "support.hpp"
 
 using dragonx::errc;
 using dragonx::dict::byte_view;
@@ -38,6 +39,7 @@ using dragonx::dict::image_sink;
 using dragonx::dict::loaded_checkpoint;
 using dragonx::dict::loaded_image;
 using dragonx::dict::persister;
+using dragonx::test::temp_dir;
 namespace fs = std::filesystem;
 
 static_assert(!std::is_copy_constructible_v<image_loader>);
@@ -45,30 +47,6 @@ static_assert(!std::is_copy_assignable_v<image_loader>);
 static_assert(std::is_nothrow_move_constructible_v<loaded_image>);
 
 namespace {
-
-// A fresh directory under /tmp, removed with its contents when destroyed.
-class temp_dir {
-public:
-    temp_dir()
-    {
-        char name[] = "/tmp/dragonx-persist-test-XXXXXX";
-        if (::mkdtemp(name) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = name;
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    ~temp_dir()
-    {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    [[nodiscard]] const fs::path& path() const noexcept { return path_; }
-
-private:
-    fs::path path_;
-};
 
 byte_view bytes(std::string_view s)
 {
