@@ -38,6 +38,8 @@ public:
         case errc::invalid_operation: return "invalid operation";
         case errc::checkpoint_unavailable: return "checkpoint not persisted";
         case errc::corrupt_file: return "corrupt file";
+        case errc::task_failed: return "task failed";
+        case errc::worker_lost: return "worker lost";
         }
         return "unknown dragonx error " + std::to_string(value);
     }

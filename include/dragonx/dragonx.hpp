@@ -20,3 +20,6 @@
 #include <dragonx/runtime/process_group.hpp>
 #include <dragonx/runtime/runtime.hpp>
 #include <dragonx/runtime/system.hpp>
+#include <dragonx/tasks/registry.hpp>
+#include <dragonx/tasks/task_pool.hpp>
+#include <dragonx/tasks/worker.hpp>

@@ -76,6 +76,8 @@ TEST_CASE("errc values keep their wire numbers", "[common][error]")
     CHECK(static_cast<int>(errc::invalid_operation) == 24);
     CHECK(static_cast<int>(errc::checkpoint_unavailable) == 25);
     CHECK(static_cast<int>(errc::corrupt_file) == 26);
+    CHECK(static_cast<int>(errc::task_failed) == 27);
+    CHECK(static_cast<int>(errc::worker_lost) == 28);
 }
 
 TEST_CASE("dragonx::error is a std::system_error in the dragonx category", "[common][error]")
@@ -137,7 +139,7 @@ TEST_CASE("errc values have messages", "[common][error]")
     CHECK(dragonx::make_error_code(errc::internal).message() == "internal error");
     CHECK(dragonx::dragonx_category().message(999) == "unknown dragonx error 999");
 
-    for (int v = 0; v <= static_cast<int>(errc::corrupt_file); ++v) {
+    for (int v = 0; v <= static_cast<int>(errc::worker_lost); ++v) {
         const std::string text = dragonx::dragonx_category().message(v);
         CAPTURE(v, text);
         CHECK_FALSE(text.empty());

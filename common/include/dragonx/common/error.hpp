@@ -41,6 +41,8 @@ enum class errc : int {
     invalid_operation = 24,    // not allowed in the object's state (writing a frozen ddict)
     checkpoint_unavailable = 25,  // no persisted copy of the requested ddict checkpoint
     corrupt_file = 26,         // a file fails its checks (torn, truncated, wrong checksum)
+    task_failed = 27,          // a task of a task_pool threw; the message is the exception's
+    worker_lost = 28,          // a task_pool worker died while it held the task
 };
 
 const std::error_category& dragonx_category() noexcept;
