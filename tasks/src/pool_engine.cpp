@@ -27,6 +27,10 @@ constexpr auto death_check_interval = std::chrono::milliseconds(100);
 constexpr std::uint32_t message_slot_bytes = 4096;
 // How long join() lets workers finish after their stop message before it stops them.
 constexpr auto stop_grace = std::chrono::seconds(10);
+// The collector is not on the critical path while workers hold queued chunks: it spins
+// little, so that it does not take the workers' CPUs on small machines.
+constexpr wait_policy collector_wait{.spin = std::chrono::microseconds(1),
+                                     .yield = std::chrono::microseconds(20)};
 // How long killed workers may take to be reaped.
 constexpr auto kill_grace = std::chrono::seconds(2);
 
@@ -184,14 +188,16 @@ void pool_engine::await_hellos(std::chrono::milliseconds limit)
     }
 }
 
-void pool_engine::submit(const std::shared_ptr<submission>& s, std::size_t chunk,
-                         std::uint64_t key, const std::string& task_name, bytes message)
+void pool_engine::submit(const std::shared_ptr<submission>& s, const std::string& task_name,
+                         std::vector<chunk_message>& chunks)
 {
     std::lock_guard lock(mutex_);
     if (closed_) {
         throw_error(errc::invalid_operation, "task_pool: closed, no more submissions");
     }
-    backlog_.push_back({s, chunk, key, task_name, std::move(message)});
+    for (auto& c : chunks) {
+        backlog_.push_back({s, c.chunk, c.key, task_name, std::move(c.message)});
+    }
     dispatch_locked();
 }
 
@@ -243,6 +249,7 @@ bool pool_engine::send_locked(std::uint32_t slot_index, queued& q)
 void pool_engine::collect()
 {
     std::vector<std::byte> scratch(message_slot_bytes);
+    results_.set_wait_policy(collector_wait);
     auto last_check = std::chrono::steady_clock::now();
     while (!stop_collecting_.load()) {
         try {

@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <dragonx/channels/channel.hpp>
@@ -48,10 +49,10 @@ public:
     }
     [[nodiscard]] std::uint64_t new_key() { return next_key_.fetch_add(1) + 1; }
 
-    /// Queues chunk `chunk` of `s`, whose whole message (run header included) is `message`.
-    /// Throws errc::invalid_operation once closed.
-    void submit(const std::shared_ptr<submission>& s, std::size_t chunk, std::uint64_t key,
-                const std::string& task_name, bytes message);
+    /// Queues `chunks` of `s` (their messages are moved out). Throws
+    /// errc::invalid_operation once closed.
+    void submit(const std::shared_ptr<submission>& s, const std::string& task_name,
+                std::vector<chunk_message>& chunks);
 
     void close();
     void join(timeout limit);
@@ -107,7 +108,7 @@ private:
 
     std::mutex mutex_;  // guards the rest
     std::condition_variable idle_;  // signalled when nothing is queued or in flight
-    std::map<std::uint64_t, in_flight> in_flight_;
+    std::unordered_map<std::uint64_t, in_flight> in_flight_;
     std::deque<queued> backlog_;
     struct worker_ref {
         std::uint32_t slot = 0;

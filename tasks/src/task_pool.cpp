@@ -17,6 +17,9 @@ void submission::complete(std::size_t index, chunk_outcome outcome)
         outcomes_[index] = std::move(outcome);
         done_[index] = true;
         completion_order_.push_back(index);
+        if (chunk_waiters_ == 0 && completion_order_.size() < outcomes_.size()) {
+            return;  // nobody waits for this chunk alone: spare the wake-up
+        }
     }
     changed_.notify_all();
 }
@@ -47,13 +50,20 @@ bool submission::wait_all(timeout limit)
 bool submission::wait_chunk(std::size_t index, timeout limit)
 {
     std::unique_lock lock(mutex_);
-    return wait_until(changed_, lock, limit, [&] { return bool(done_.at(index)); });
+    ++chunk_waiters_;
+    const bool done = wait_until(changed_, lock, limit, [&] { return bool(done_.at(index)); });
+    --chunk_waiters_;
+    return done;
 }
 
 std::optional<std::size_t> submission::wait_completed(std::size_t n, timeout limit)
 {
     std::unique_lock lock(mutex_);
-    if (!wait_until(changed_, lock, limit, [&] { return completion_order_.size() > n; })) {
+    ++chunk_waiters_;
+    const bool done =
+        wait_until(changed_, lock, limit, [&] { return completion_order_.size() > n; });
+    --chunk_waiters_;
+    if (!done) {
         return std::nullopt;
     }
     return completion_order_[n];
@@ -97,10 +107,10 @@ std::uint32_t task_pool::size() const noexcept { return engine_->size(); }
 
 std::uint64_t task_pool::new_key() { return engine_->new_key(); }
 
-void task_pool::submit(const std::shared_ptr<detail::submission>& s, std::size_t chunk,
-                       std::uint64_t key, const std::string& task_name, const encoder& message)
+void task_pool::submit(const std::shared_ptr<detail::submission>& s,
+                       const std::string& task_name, std::vector<detail::chunk_message>& chunks)
 {
-    engine_->submit(s, chunk, key, task_name, message.to_bytes());
+    engine_->submit(s, task_name, chunks);
 }
 
 std::size_t task_pool::chunk_size_for(std::size_t n, std::size_t requested) const

@@ -115,9 +115,17 @@ public:
 private:
     mutable std::mutex mutex_;
     std::condition_variable changed_;
+    std::size_t chunk_waiters_ = 0;  // waiters for single chunks: woken on every completion
     std::vector<chunk_outcome> outcomes_;
     std::vector<bool> done_;
     std::vector<std::size_t> completion_order_;
+};
+
+/// One chunk's message, ready to send: `key` is in its run header.
+struct chunk_message {
+    std::size_t chunk = 0;
+    std::uint64_t key = 0;
+    bytes message;
 };
 
 /// Starts the message of a chunk: the run header that the encoded arguments follow.
@@ -278,7 +286,9 @@ public:
         const std::uint64_t key = new_key();
         detail::write_run_header(out, key, t.name(), 1);
         task<R(A...)>::encode_args(out, args...);
-        submit(s, 0, key, t.name(), out);
+        std::vector<detail::chunk_message> one;
+        one.push_back({0, key, out.to_bytes()});
+        submit(s, t.name(), one);
         return async_result<R>(std::move(s), &decode_single<R>);
     }
 
@@ -343,8 +353,10 @@ public:
 
 private:
     [[nodiscard]] std::uint64_t new_key();
-    void submit(const std::shared_ptr<detail::submission>& s, std::size_t chunk,
-                std::uint64_t key, const std::string& task_name, const encoder& message);
+    // Chunks are handed to the engine this many at a time.
+    static constexpr std::size_t submit_batch = 64;
+    void submit(const std::shared_ptr<detail::submission>& s, const std::string& task_name,
+                std::vector<detail::chunk_message>& chunks);
     [[nodiscard]] std::size_t chunk_size_for(std::size_t n, std::size_t requested) const;
 
     template <class R, class A, class Range>
@@ -371,6 +383,7 @@ private:
         std::vector<element> alive;
         alive.reserve(std::min(chunksize, n));
         encoder out;
+        std::vector<detail::chunk_message> batch;
         auto it = std::ranges::begin(inputs);
         for (std::size_t c = 0; c < chunks; ++c) {
             const auto count = static_cast<std::uint32_t>(std::min(chunksize, n - c * chunksize));
@@ -387,7 +400,11 @@ private:
                     encode_one(out, alive.back());
                 }
             }
-            submit(s, c, key, task_name, out);
+            batch.push_back({c, key, out.to_bytes()});
+            if (batch.size() == submit_batch || c + 1 == chunks) {
+                submit(s, task_name, batch);
+                batch.clear();
+            }
         }
         return s;
     }
