@@ -66,6 +66,7 @@ struct node_daemon::impl {
           heartbeat_timer(io),
           start_head_timer(io),
           teardown_timer(io),
+          primary_lost_timer(io),
           sup(io, supervisor_callbacks{
                       .on_output = [this](puid_t p, output_stream s,
                                           std::string_view d) { forward_output(p, s, d); },
@@ -81,6 +82,10 @@ struct node_daemon::impl {
     asio::steady_timer heartbeat_timer;
     asio::steady_timer start_head_timer;
     asio::steady_timer teardown_timer;
+    // Node 0 may close its link at teardown a moment before the launcher's teardown reaches
+    // this node: a lost link is reported only if no teardown came within the grace.
+    asio::steady_timer primary_lost_timer;
+    static constexpr auto primary_lost_grace = std::chrono::milliseconds(500);
     supervisor sup;
     phase state = phase::booting;
     int exit_code = 0;
@@ -408,11 +413,17 @@ struct node_daemon::impl {
                  .on_message = [this](connection& conn,
                                       envelope e) { from_primary(conn, std::move(e)); },
                  .on_closed = [this](connection&, const std::string& why) {
-                     if (state == phase::serving) {
-                         report_node_failed(config.node,
-                                            fmt::format("node {} lost node 0: {}", config.node,
-                                                        why));
+                     if (state != phase::serving) {
+                         return;
                      }
+                     primary_lost_timer.expires_after(primary_lost_grace);
+                     primary_lost_timer.async_wait([this, why](const std::error_code& cancelled) {
+                         if (!cancelled && state == phase::serving) {
+                             report_node_failed(config.node,
+                                                fmt::format("node {} lost node 0: {}",
+                                                            config.node, why));
+                         }
+                     });
                  }});
         });
     }
@@ -675,6 +686,7 @@ struct node_daemon::impl {
         exit_code = code;
         heartbeat_timer.cancel();
         start_head_timer.cancel();
+        primary_lost_timer.cancel();
         std::error_code ignored;
         client_acceptor.close(ignored);
         peer_acceptor.close(ignored);
