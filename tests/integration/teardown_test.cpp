@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -99,8 +100,13 @@ TEST_CASE("the daemons clean up after a launcher killed with SIGKILL", "[integra
     launcher_run launcher(
         {"run", "--wlm", "local", "-N", "2", program("place_head"), "teardown", "child"});
     const auto run = wait_until_ready(launcher, cleanup);
-    // Two daemons, the head and its sleeping child.
-    const auto processes = run_processes(run);
+    // Two daemons, the head and its sleeping child (which may still be between fork and
+    // exec, when its environment cannot be read yet, as the head prints "ready").
+    auto processes = run_processes(run);
+    for (int i = 0; i < 50 && processes.size() < 4; ++i) {
+        std::this_thread::sleep_for(100ms);
+        processes = run_processes(run);
+    }
     INFO("processes of the run: " << describe_processes(processes));
     CHECK(processes.size() == 4);
     launcher.send(SIGKILL);
