@@ -481,7 +481,7 @@ void pool_engine::terminate()
         group_->kill();
         group_->close(kill_grace);
     }
-    fail_all(errc::invalid_operation, "task_pool: terminated before the task ran");
+    fail_all(errc::invalid_operation, "task_pool: terminated before the task finished");
     std::lock_guard lock(mutex_);
     stopped_ = true;
 }

@@ -180,7 +180,8 @@ void basic()
     check(unordered == expected, "imap_unordered results");
 
     // Several pools at once; a sleeping task times out get() without losing it.
-    dragonx::task_pool other({.processes = 1});
+    dragonx::task_pool other(
+        {.processes = 1, .worker_exe = program_path(), .worker_args = {"--as-worker"}});
     auto slow = other.apply_async(t.sleep_ms, 300);
     expect_error(dragonx::errc::timeout, "not ready", [&] { (void)slow.get(10ms); }, "get");
     check(slow.get(10s) != 0, "slow result");
@@ -229,6 +230,18 @@ void failures()
     expect_error(dragonx::errc::task_failed, "no licence server",
                  [&] { (void)broken.apply_async(t.square, 2).get(10s); }, "bad initializer");
     broken.terminate();
+
+    // terminate() fails what is pending and stops the workers at once.
+    dragonx::task_pool doomed({.processes = 1});
+    auto running = doomed.apply_async(t.sleep_ms, 5000);
+    auto queued = doomed.map_async(t.square, std::views::iota(0, 10), 1);
+    const auto t0 = std::chrono::steady_clock::now();
+    doomed.terminate();
+    check(std::chrono::steady_clock::now() - t0 < 4s, "terminate() did not wait for the task");
+    expect_error(dragonx::errc::invalid_operation, "terminated",
+                 [&] { (void)running.get(1s); }, "running task at terminate");
+    expect_error(dragonx::errc::invalid_operation, "terminated", [&] { (void)queued.get(1s); },
+                 "queued tasks at terminate");
 }
 
 int sum_of_squares_below(int n)
