@@ -57,7 +57,8 @@ public:
         return {name_, out.to_bytes()};
     }
 
-    /// Encodes one call's arguments onto `out` (a chunk of tasks).
+    /// Encodes one call's arguments onto `out` (a chunk of tasks). Codecs may refer to the
+    /// arguments' bytes: they must outlive the writing out of `out` (no temporaries).
     static void encode_args(encoder& out, const A&... args) { (codec<A>::encode(args, out), ...); }
 
 private:

@@ -293,8 +293,10 @@ public:
     }
 
     /// Runs `t` over every element of `inputs` (a sized range), `chunksize` per message
-    /// (0: the default); the results in input order.
+    /// (0: the default); the results in input order. (The map family needs a result: run
+    /// void tasks with apply_async.)
     template <class R, class A, class Range>
+        requires(!std::is_void_v<R>)
     async_result<std::vector<R>> map_async(const task<R(A)>& t, const Range& inputs,
                                            std::size_t chunksize = 0)
     {
@@ -304,6 +306,7 @@ public:
         return async_result<std::vector<R>>(std::move(s), &decode_all<R>);
     }
     template <class R, class A, class Range>
+        requires(!std::is_void_v<R>)
     std::vector<R> map(const task<R(A)>& t, const Range& inputs, std::size_t chunksize = 0,
                        timeout limit = forever)
     {
@@ -312,6 +315,7 @@ public:
 
     /// As map, with each element a std::tuple of the task's arguments.
     template <class R, class... A, class Range>
+        requires(!std::is_void_v<R>)
     async_result<std::vector<R>> starmap_async(const task<R(A...)>& t, const Range& inputs,
                                                std::size_t chunksize = 0)
     {
@@ -323,6 +327,7 @@ public:
         return async_result<std::vector<R>>(std::move(s), &decode_all<R>);
     }
     template <class R, class... A, class Range>
+        requires(!std::is_void_v<R>)
     std::vector<R> starmap(const task<R(A...)>& t, const Range& inputs,
                            std::size_t chunksize = 0, timeout limit = forever)
     {
@@ -331,12 +336,14 @@ public:
 
     /// Results in input order, each as soon as it and those before it are done.
     template <class R, class A, class Range>
+        requires(!std::is_void_v<R>)
     result_stream<R> imap(const task<R(A)>& t, const Range& inputs, std::size_t chunksize = 1)
     {
         return result_stream<R>(submit_unary(t, inputs, chunksize), true);
     }
     /// Results in completion order.
     template <class R, class A, class Range>
+        requires(!std::is_void_v<R>)
     result_stream<R> imap_unordered(const task<R(A)>& t, const Range& inputs,
                                     std::size_t chunksize = 1)
     {
