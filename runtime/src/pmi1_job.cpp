@@ -231,6 +231,11 @@ void pmi1_job::request(int rank, std::uint64_t client, const pmi1_command& c)
         if (hooks_.aborted) {
             hooks_.aborted(rank, exit_code);
         }
+        // MPICH's client waits, reading, for its process to be killed; a reply would only
+        // make it print "expecting cmd=, got error" first. So fail() leaves this client
+        // alone (its connection ends with its process) and tells the other ranks.
+        clients_.erase(client);
+        ranks_[static_cast<std::size_t>(rank)].client = 0;
         fail(fmt::format("rank {} called PMI abort (exit code {})", rank, exit_code));
     } else {
         logger().warn("PMI-1 job {}: rank {} sent unsupported command {}", kvsname_, rank,

@@ -24,7 +24,8 @@
 //   before it finalized, it exits before it finalized (rank_exited), or it calls abort.
 //   Then every client gets `cmd=error rc=-1 msg=<why>` and is closed (so ranks waiting in a
 //   barrier for the lost one are released with an error instead of hanging), later clients
-//   are refused, and hooks.failed says why. hooks.aborted comes first for an abort.
+//   are refused, and hooks.failed says why. hooks.aborted comes first for an abort, and
+//   the aborting client itself is left open and unanswered (MPICH waits to be killed).
 // - hooks.close(client) means the job has forgotten `client`: flush what was sent, then
 //   close it; do not report its disconnection.
 #pragma once
@@ -46,7 +47,8 @@ struct pmi1_job_hooks {
     std::function<void(std::uint64_t client, std::string line)> send;
     /// Flush, then close `client` (see Notes).
     std::function<void(std::uint64_t client)> close;
-    /// Rank `rank` called PMI_Abort with `exit_code`.
+    /// Rank `rank` called PMI_Abort with `exit_code`. The caller ends its process: MPICH's
+    /// PMI_Abort waits for the process manager to do so (it gets no reply).
     std::function<void(int rank, int exit_code)> aborted;
     /// The job failed (see Notes); called once.
     std::function<void(const std::string& why)> failed;
