@@ -88,7 +88,9 @@ struct pmi1_server::state : std::enable_shared_from_this<state> {
                     return;
                 }
                 if (c->closing) {
-                    self->discard(id, c);
+                    if (self->clients.contains(id)) {
+                        self->discard(id, c);  // the job closed it while this read waited
+                    }
                     return;
                 }
                 if (ec == asio::error::not_found) {
@@ -147,8 +149,8 @@ struct pmi1_server::state : std::enable_shared_from_this<state> {
                           [self = shared_from_this(), id, c](const std::error_code& ec,
                                                              std::size_t) {
                               c->writing = false;
-                              if (self->closed) {
-                                  return;
+                              if (self->closed || !self->clients.contains(id)) {
+                                  return;  // closed, or forgotten (its queue is gone)
                               }
                               c->out.pop_front();
                               if (ec) {
