@@ -14,6 +14,7 @@ packages=(
     libfabric-dev libfabric-bin libasio-dev libspdlog-dev libfmt-dev libcli11-dev
     nlohmann-json3-dev libxxhash-dev libssl-dev catch2
     redis-server redis-tools
+    mpich libmpich-dev
 )
 case "${1:-}" in
 "") ;;

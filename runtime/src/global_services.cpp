@@ -12,6 +12,8 @@
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/log.hpp>
 
+#include "pmi1_server.hpp"
+
 namespace dragonx::rt::detail {
 
 namespace {
@@ -62,6 +64,7 @@ struct global_services::impl {
         puid_t parent = 0;
         std::uint64_t group = 0;        // 0: not a group member
         std::size_t member = 0;         // index of its template in the group
+        int rank = -1;                  // its rank in the group's PMI job, if it has one
         bool head = false;
         bool stopped_by_group = false;  // a group signal or the walltime ended it
     };
@@ -96,6 +99,8 @@ struct global_services::impl {
         bool walltime_expired = false;
         std::unique_ptr<asio::steady_timer> walltime_timer;
         std::map<std::uint64_t, group_join> joins;  // by waiter id
+        std::unique_ptr<pmi1_server> pmi;           // pmi_mode::pmi1, once started
+        bool ranks_killed = false;                  // kill_other_ranks has run
     };
 
     impl(asio::io_context& io_context, std::vector<node_info> node_table, global_hooks h)
@@ -212,6 +217,15 @@ struct global_services::impl {
         group.exited.push_back(rec.info);
         if (rec.info.exit_code != 0 && !rec.stopped_by_group) {
             group.errors.push_back(rec.info);
+            if (group.pmi && !group.spec.ignore_error_on_exit &&
+                !group.pmi->finalized(rec.rank)) {
+                kill_other_ranks(group, rec.rank,
+                                 fmt::format("rank {} (puid {}) exited with code {}", rec.rank,
+                                             rec.info.puid, rec.info.exit_code));
+            }
+        }
+        if (group.pmi && rec.rank >= 0) {
+            group.pmi->rank_exited(rec.rank);
         }
         if (group.restart) {
             restart_member(group, rec.member);
@@ -382,6 +396,20 @@ struct global_services::impl {
                 error_status(errc::invalid_argument, "a process group needs members")});
             return;
         }
+        if (r.pmi != msg::pmi_mode::none && r.pmi != msg::pmi_mode::pmi1) {
+            reply(msg::group_state{error_status(
+                errc::invalid_argument,
+                fmt::format("unknown pmi mode {} (only pmi1, MPICH's simple PMI, is supported)",
+                            static_cast<int>(r.pmi)))});
+            return;
+        }
+        if (r.pmi == msg::pmi_mode::pmi1 && r.restart) {
+            reply(msg::group_state{error_status(
+                errc::invalid_argument,
+                "a pmi1 group cannot restart its members: a new process cannot join a running "
+                "MPI job")});
+            return;
+        }
         group_record g;
         g.id = next_group++;
         g.spec = r;
@@ -413,6 +441,16 @@ struct global_services::impl {
             reply(state_of(g, error_status(static_cast<errc>(e.code().value()), e.what())));
             return;
         }
+        if (g.spec.pmi == msg::pmi_mode::pmi1) {
+            try {
+                serve_pmi1(g, layouts);
+            } catch (const std::exception& e) {
+                reply(state_of(g, error_status(errc::invalid_argument,
+                                               fmt::format("group {}: cannot serve PMI-1: {}",
+                                                           g.id, e.what()))));
+                return;
+            }
+        }
         g.started = true;
         g.starting += layouts.size();
         // One reply once every member has answered: the first failure, if any.
@@ -422,18 +460,28 @@ struct global_services::impl {
             responder reply;
         };
         auto tally = std::make_shared<start_tally>(start_tally{layouts.size(), {}, reply});
+        const auto locals = g.pmi ? pmi1_local_ranks(nodes_of(layouts))
+                                  : std::vector<pmi1_local_rank>{};
         const auto id = g.id;
         for (std::size_t k = 0; k < layouts.size(); ++k) {
             process_record rec;
             rec.parent = g.spec.parent;
             rec.group = id;
             rec.member = member_of[k];
-            spawn(g.spec.members[member_of[k]].spec, layouts[k], rec,
-                  [this, id, tally](msg::started s) {
+            auto spec = g.spec.members[member_of[k]].spec;
+            if (g.pmi) {
+                rec.rank = static_cast<int>(k);
+                add_pmi1_env(spec, g, k, layouts.size(), locals.at(k));
+            }
+            spawn(spec, layouts[k], rec,
+                  [this, id, tally, rank = rec.rank](msg::started s) {
                       if (!s.result.ok() && tally->first_error.ok()) {
                           tally->first_error = s.result;
                       }
                       member_started(id, s);
+                      if (!s.result.ok() && rank >= 0) {
+                          rank_never_started(id, rank);
+                      }
                       if (--tally->left == 0) {
                           auto it = groups.find(id);
                           if (it != groups.end()) {
@@ -453,6 +501,100 @@ struct global_services::impl {
                     walltime_expired(id);
                 }
             });
+        }
+    }
+
+    static std::vector<std::uint32_t> nodes_of(const std::vector<layout>& layouts)
+    {
+        std::vector<std::uint32_t> out;
+        out.reserve(layouts.size());
+        for (const auto& l : layouts) {
+            out.push_back(l.node);
+        }
+        return out;
+    }
+
+    // Starts the PMI-1 server of `g`, whose rank k runs at layouts[k]. Throws if it cannot.
+    void serve_pmi1(group_record& g, const std::vector<layout>& layouts)
+    {
+        const auto id = g.id;
+        pmi1_job_hooks pmi_hooks;
+        pmi_hooks.aborted = [this, id](int rank, int exit_code) {
+            auto it = groups.find(id);
+            if (it == groups.end()) {
+                return;
+            }
+            // MPICH's PMI_Abort waits for the process manager to end the process, as
+            // mpiexec does: the rank is killed, and counts as failed (exit code 137).
+            auto& group = it->second;
+            for (const auto p : group.running) {
+                const auto& rec = processes.at(p);
+                if (rec.rank == rank && rec.info.state != process_state::exited) {
+                    hooks.signal(rec.info.node, p, SIGKILL);
+                }
+            }
+            const auto why = fmt::format("rank {} called MPI_Abort (exit code {})", rank,
+                                         exit_code);
+            if (group.spec.ignore_error_on_exit) {
+                log::get("runtime").warn("group {}: {}: it is killed", id, why);
+            } else {
+                kill_other_ranks(group, rank, why);
+            }
+        };
+        // The primary node (nodes[0]) runs global services; its address is where the
+        // daemons reach it, so every node's ranks can reach the PMI port there too.
+        g.pmi = std::make_unique<pmi1_server>(io, nodes.at(0).address,
+                                              fmt::format("kvs_dragonx_group_{}", id),
+                                              nodes_of(layouts), std::move(pmi_hooks));
+        log::get("runtime").debug("group {}: PMI-1 for {} ranks at {}", id, layouts.size(),
+                                  g.pmi->port_string());
+    }
+
+    // What MPICH's simple PMI client and hydra-aware code read, for rank k of `g` (of
+    // `size` ranks, `local` its place on its node).
+    static void add_pmi1_env(process_spec& spec, const group_record& g, std::size_t k,
+                             std::size_t size, pmi1_local_rank local)
+    {
+        const auto rank = std::to_string(k);
+        spec.env["PMI_PORT"] = g.pmi->port_string();
+        spec.env["PMI_ID"] = rank;
+        spec.env["PMI_RANK"] = rank;
+        spec.env["PMI_SIZE"] = std::to_string(size);
+        spec.env["MPI_LOCALRANKID"] = std::to_string(local.index);
+        spec.env["MPI_LOCALNRANKS"] = std::to_string(local.count);
+    }
+
+    // As mpiexec does when a rank fails inside the MPI job: SIGKILL every other running rank
+    // of `g` that has not finalized (those are done with MPI and exit on their own). They
+    // are stopped by the group, so only the failed rank counts as an error.
+    void kill_other_ranks(group_record& g, int failed_rank, const std::string& why)
+    {
+        if (g.ranks_killed) {
+            return;  // the ranks still running now were signalled then
+        }
+        g.ranks_killed = true;
+        bool any = false;
+        for (const auto p : g.running) {
+            auto& rec = processes.at(p);
+            if (rec.rank != failed_rank && rec.info.state != process_state::exited &&
+                !g.pmi->finalized(rec.rank)) {
+                rec.stopped_by_group = true;
+                hooks.signal(rec.info.node, p, SIGKILL);
+                any = true;
+            }
+        }
+        if (any) {
+            log::get("runtime").warn("group {}: {}: killing the other ranks", g.id, why);
+        }
+    }
+
+    // A rank that could not be started will never join its MPI job: the job fails, so that
+    // the ranks waiting for it in a PMI barrier are released.
+    void rank_never_started(std::uint64_t id, int rank)
+    {
+        auto it = groups.find(id);
+        if (it != groups.end() && it->second.pmi) {
+            it->second.pmi->rank_exited(rank);
         }
     }
 

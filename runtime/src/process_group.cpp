@@ -72,6 +72,7 @@ void process_group::start()
     create.ignore_error_on_exit = options_.ignore_error_on_exit;
     create.walltime_ms = options_.walltime ? options_.walltime->count() : 0;
     create.parent = runtime::current().puid();
+    create.pmi = options_.pmi;
     const auto created = ask(std::move(create));
     created.result.throw_if_error();
     id_ = created.group;

@@ -352,6 +352,11 @@ struct group_member {
     static auto fields(auto& self) { return std::tie(self.count, self.spec); }
     bool operator==(const group_member&) const = default;
 };
+/// How the members of a group find each other as the ranks of one MPI job.
+enum class pmi_mode : std::uint8_t {
+    none = 0,  // not an MPI job
+    pmi1 = 1,  // MPICH's simple PMI-1 wire protocol, served by global services (PMI_PORT)
+};
 /// Reply: group_state with the new group's id.
 struct group_create {
     static constexpr std::string_view name = "group_create";
@@ -361,10 +366,11 @@ struct group_create {
     bool ignore_error_on_exit = false;
     std::int64_t walltime_ms = 0;    // > 0: members are stopped this long after start
     puid_t parent = 0;
+    pmi_mode pmi = pmi_mode::none;
     static auto fields(auto& self)
     {
         return std::tie(self.members, self.where, self.restart, self.ignore_error_on_exit,
-                        self.walltime_ms, self.parent);
+                        self.walltime_ms, self.parent, self.pmi);
     }
     bool operator==(const group_create&) const = default;
 };

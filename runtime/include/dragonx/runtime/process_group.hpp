@@ -18,6 +18,20 @@
 //   errc::process_failed naming it, once per join.
 // - stop(patience): SIGINT, then SIGTERM after `patience`, then SIGKILL; restarting ends.
 // - The destructor closes a started group that was not closed (members are killed).
+// - pmi = pmi_mode::pmi1 runs the members as the ranks of one MPICH job (programs built
+//   with MPICH's mpicc): rank r is the r-th process added, and global services serves the
+//   job's PMI-1 (MPICH's simple PMI wire protocol) on a TCP port of the primary node. Each
+//   member gets PMI_PORT=<host>:<port>, PMI_ID, PMI_RANK, PMI_SIZE, MPI_LOCALRANKID and
+//   MPI_LOCALNRANKS (its index among the ranks on its node, and their count), as MPICH's
+//   mpiexec (hydra) gives them. As with mpiexec, a rank that exits non-zero before
+//   MPI_Finalize, or calls MPI_Abort, has the other ranks that have not finalized killed
+//   (SIGKILL; they do not count as failed, the rank does); with ignore_error_on_exit they
+//   are left alone. A rank that calls MPI_Abort is itself killed (MPICH waits for that):
+//   it fails with exit code 137. A rank lost before MPI_Finalize (exited with any code, or
+//   its PMI connection ended) also releases the ranks waiting in a PMI barrier, with an
+//   error, so they never wait for it forever. restart cannot be combined with pmi1
+//   (errc::invalid_argument at start()).
+//   PMIx (Open MPI) and Cray PMI are not supported: there is no pmi_mode for them.
 // - Not thread-safe: one handle, one thread.
 #pragma once
 
@@ -33,11 +47,15 @@
 
 namespace dragonx {
 
+/// How a group's members find each other as the ranks of an MPI job (see Notes).
+using pmi_mode = rt::msg::pmi_mode;
+
 struct group_options {
     bool restart = false;
     bool ignore_error_on_exit = false;
     std::optional<std::chrono::milliseconds> walltime;
     std::optional<policy> where;
+    pmi_mode pmi = pmi_mode::none;
 };
 
 class process_group {
