@@ -22,7 +22,6 @@
 //      give --bar there to see the bar move on your terminal.
 //
 // Exit code 0 when every check holds; 1 otherwise (the reason on stderr); 2 for bad usage.
-#include <sched.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -68,16 +67,12 @@ struct worker_report {
     }
 };
 
+// The CPUs this process may run on, "0,1,...".
 std::string cpus_of_this_process()
 {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    sched_getaffinity(0, sizeof set, &set);
     std::string out;
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (CPU_ISSET(c, &set)) {
-            out += (out.empty() ? "" : ",") + std::to_string(c);
-        }
+    for (const int c : dragonx::discover_cpus()) {
+        out += (out.empty() ? "" : ",") + std::to_string(c);
     }
     return out;
 }

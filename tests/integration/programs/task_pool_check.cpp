@@ -7,7 +7,6 @@
 //   nested    a task that creates a pool of its own
 //   cpus      one worker per CPU policy of every node, each pinned where its policy says
 //   gpus      one worker per GPU policy (fake nvidia-smi on PATH), each seeing its GPU
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,16 +34,12 @@ namespace {
 
 int offset = 0;  // set by the initializer
 
+// The CPUs this process may run on, "0,1,...".
 std::string affinity()
 {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    sched_getaffinity(0, sizeof set, &set);
     std::string out;
-    for (int c = 0; c < CPU_SETSIZE; ++c) {
-        if (CPU_ISSET(c, &set)) {
-            out += (out.empty() ? "" : ",") + std::to_string(c);
-        }
+    for (const int c : dragonx::discover_cpus()) {
+        out += (out.empty() ? "" : ",") + std::to_string(c);
     }
     return out;
 }
