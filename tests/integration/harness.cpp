@@ -527,6 +527,23 @@ void write_file(const fs::path& path, const std::string& text, unsigned mode)
     fs::permissions(path, static_cast<fs::perms>(mode), fs::perm_options::replace);
 }
 
+env_changes fake_gpu_env(const temp_dir& tools)
+{
+    write_file(tools.path() / "nvidia-smi",
+               "#!/bin/sh\n"
+               "# A stand-in for nvidia-smi: two GPUs.\n"
+               "[ \"$1\" = -L ] || exit 1\n"
+               "printf 'GPU 0: Fake (UUID: GPU-0)\\nGPU 1: Fake (UUID: GPU-1)\\n'\n",
+               0755);
+    const char* path = std::getenv("PATH");
+    return {
+        {"PATH", tools.path().string() + ":" + (path != nullptr ? path : "/usr/bin:/bin")},
+        {"CUDA_VISIBLE_DEVICES", std::nullopt},
+        {"ROCR_VISIBLE_DEVICES", std::nullopt},
+        {"ZE_AFFINITY_MASK", std::nullopt},
+    };
+}
+
 std::vector<int> my_cpus()
 {
     cpu_set_t set;

@@ -145,6 +145,11 @@ private:
 /// Writes `text` to `path` with permissions `mode`.
 void write_file(const std::filesystem::path& path, const std::string& text, unsigned mode);
 
+/// Puts a stand-in nvidia-smi that reports two GPUs (0 and 1) into `tools` and returns the
+/// environment changes for a launcher to find it: `tools` first on PATH, and no GPU
+/// visibility variables inherited from this process.
+[[nodiscard]] env_changes fake_gpu_env(const temp_dir& tools);
+
 /// The CPUs this process may run on, ascending.
 [[nodiscard]] std::vector<int> my_cpus();
 /// "0,1,3"

@@ -9,7 +9,6 @@
 // robin for good once every node is full.
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -119,15 +118,6 @@ std::vector<unsigned> documented_block_order(const std::vector<std::size_t>& cpu
     return order;
 }
 
-const std::string fake_nvidia_smi = R"(#!/bin/sh
-# A stand-in for nvidia-smi: two GPUs.
-if [ "$1" = "-L" ]; then
-    printf 'GPU 0: Fake (UUID: GPU-0)\nGPU 1: Fake (UUID: GPU-1)\n'
-    exit 0
-fi
-exit 1
-)";
-
 } // namespace
 
 TEST_CASE("round robin places children on the nodes in turn", "[integration]")
@@ -189,14 +179,7 @@ TEST_CASE("a CPU affinity policy restricts the child to those CPUs", "[integrati
 TEST_CASE("GPU policies expose one GPU each, found by nvidia-smi on the PATH", "[integration]")
 {
     temp_dir tools;
-    write_file(tools.path() / "nvidia-smi", fake_nvidia_smi, 0755);
-    const char* path = std::getenv("PATH");
-    const env_changes env{
-        {"PATH", tools.path().string() + ":" + (path != nullptr ? path : "/usr/bin:/bin")},
-        {"CUDA_VISIBLE_DEVICES", std::nullopt},
-        {"ROCR_VISIBLE_DEVICES", std::nullopt},
-        {"ZE_AFFINITY_MASK", std::nullopt},
-    };
+    const auto env = fake_gpu_env(tools);
     const auto r =
         run_dragonx({"run", "--wlm", "local", "-N", "2", program("place_head"), "gpu"}, 30s, env);
     check_exit(r, 0);

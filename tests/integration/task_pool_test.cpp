@@ -2,8 +2,6 @@
 // (programs/task_pool_check, which is its own worker).
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
-
 #include "program_checks.hpp"
 
 using namespace dragonx::integration;
@@ -36,17 +34,7 @@ TEST_CASE("task pool workers run where their CPU policies say", "[integration][t
 TEST_CASE("task pool workers over GPU policies see one GPU each", "[integration][tasks]")
 {
     temp_dir tools;
-    write_file(tools.path() / "nvidia-smi",
-               "#!/bin/sh\n[ \"$1\" = -L ] || exit 1\n"
-               "printf 'GPU 0: Fake (UUID: GPU-0)\\nGPU 1: Fake (UUID: GPU-1)\\n'\n",
-               0755);
-    const char* path = std::getenv("PATH");
-    const env_changes env{
-        {"PATH", tools.path().string() + ":" + (path != nullptr ? path : "/usr/bin:/bin")},
-        {"CUDA_VISIBLE_DEVICES", std::nullopt},
-        {"ROCR_VISIBLE_DEVICES", std::nullopt},
-        {"ZE_AFFINITY_MASK", std::nullopt},
-    };
+    const auto env = fake_gpu_env(tools);
     std::vector<std::string> args = {"run", "--wlm", "local", "-N", "2", "-t", "tcp",
                                      program("task_pool_check"), "gpus"};
     expect_pass(run_dragonx(args, 60s, env), "gpus");
