@@ -66,7 +66,6 @@ struct node_daemon::impl {
           heartbeat_timer(io),
           start_head_timer(io),
           teardown_timer(io),
-          primary_lost_timer(io),
           sup(io, supervisor_callbacks{
                       .on_output = [this](puid_t p, output_stream s,
                                           std::string_view d) { forward_output(p, s, d); },
@@ -82,10 +81,10 @@ struct node_daemon::impl {
     asio::steady_timer heartbeat_timer;
     asio::steady_timer start_head_timer;
     asio::steady_timer teardown_timer;
-    // Node 0 may close its link at teardown a moment before the launcher's teardown reaches
-    // this node: a lost link is reported only if no teardown came within the grace.
-    asio::steady_timer primary_lost_timer;
-    static constexpr auto primary_lost_grace = std::chrono::milliseconds(500);
+    // At a normal teardown the daemons close their links a moment apart, each when the
+    // launcher's teardown reaches it: a link lost while serving is reported only if no
+    // teardown follows within this grace (report_link_lost).
+    static constexpr auto link_lost_grace = std::chrono::milliseconds(500);
     supervisor sup;
     phase state = phase::booting;
     int exit_code = 0;
@@ -349,8 +348,8 @@ struct node_daemon::impl {
                 const auto node = it->first;
                 peers.erase(it);
                 if (state == phase::serving) {
-                    report_node_failed(node, "lost the connection between node 0 and node " +
-                                                 std::to_string(node) + ": " + why);
+                    report_link_lost(node, "lost the connection between node 0 and node " +
+                                               std::to_string(node) + ": " + why);
                     if (gs) {
                         gs->on_node_lost(node);
                     }
@@ -359,6 +358,17 @@ struct node_daemon::impl {
                 return;
             }
         }
+    }
+
+    // Reports node `node` failed after link_lost_grace, unless a teardown began meanwhile.
+    void report_link_lost(std::uint32_t node, std::string what)
+    {
+        auto timer = std::make_shared<asio::steady_timer>(io, link_lost_grace);
+        timer->async_wait([this, timer, node, what = std::move(what)](const std::error_code&) {
+            if (state == phase::serving) {
+                report_node_failed(node, what);
+            }
+        });
     }
 
     void report_node_failed(std::uint32_t node, const std::string& what)
@@ -413,17 +423,10 @@ struct node_daemon::impl {
                  .on_message = [this](connection& conn,
                                       envelope e) { from_primary(conn, std::move(e)); },
                  .on_closed = [this](connection&, const std::string& why) {
-                     if (state != phase::serving) {
-                         return;
+                     if (state == phase::serving) {
+                         report_link_lost(config.node, fmt::format("node {} lost node 0: {}",
+                                                                   config.node, why));
                      }
-                     primary_lost_timer.expires_after(primary_lost_grace);
-                     primary_lost_timer.async_wait([this, why](const std::error_code& cancelled) {
-                         if (!cancelled && state == phase::serving) {
-                             report_node_failed(config.node,
-                                                fmt::format("node {} lost node 0: {}",
-                                                            config.node, why));
-                         }
-                     });
                  }});
         });
     }
@@ -686,7 +689,6 @@ struct node_daemon::impl {
         exit_code = code;
         heartbeat_timer.cancel();
         start_head_timer.cancel();
-        primary_lost_timer.cancel();
         std::error_code ignored;
         client_acceptor.close(ignored);
         peer_acceptor.close(ignored);
