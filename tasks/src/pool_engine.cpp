@@ -235,6 +235,14 @@ void pool_engine::dispatch_locked()
     }
 }
 
+void pool_engine::refill_locked()
+{
+    dispatch_locked();
+    if (in_flight_.empty() && backlog_.empty()) {
+        idle_.notify_all();
+    }
+}
+
 bool pool_engine::send_locked(std::uint32_t slot_index, queued& q)
 {
     auto& s = slots_[slot_index];
@@ -355,10 +363,7 @@ void pool_engine::on_result(std::uint64_t key, chunk_outcome outcome)
         owner = std::move(it->second.owner);
         chunk = it->second.chunk;
         in_flight_.erase(it);
-        dispatch_locked();
-        if (in_flight_.empty() && backlog_.empty()) {
-            idle_.notify_all();
-        }
+        refill_locked();
     }
     owner->complete(chunk, std::move(outcome));
 }
@@ -370,8 +375,7 @@ void pool_engine::check_deaths()
         std::lock_guard lock(group_mutex_);
         exits = group_->exit_status();
     }
-    std::vector<std::pair<std::shared_ptr<submission>, chunk_outcome>> lost;
-    std::vector<std::size_t> lost_chunks;
+    std::vector<completion> lost;
     {
         std::lock_guard lock(mutex_);
         for (; exits_seen_ < exits.size(); ++exits_seen_) {
@@ -389,23 +393,20 @@ void pool_engine::check_deaths()
             const auto key = s.held.front();
             s.held.pop_front();
             auto it = in_flight_.find(key);
-            lost.emplace_back(std::move(it->second.owner),
-                              chunk_outcome{.code = errc::worker_lost,
-                                            .message = fmt::format(
-                                                "task '{}' lost: worker {} (puid {} on {}) {} "
-                                                "while running it; the worker is replaced",
-                                                it->second.task_name, slot_index, puid,
-                                                hostname, describe_exit(code))});
-            lost_chunks.push_back(it->second.chunk);
+            lost.push_back(
+                {std::move(it->second.owner), it->second.chunk,
+                 chunk_outcome{.code = errc::worker_lost,
+                               .message = fmt::format("task '{}' lost: worker {} (puid {} on {}) "
+                                                      "{} while running it; the worker is "
+                                                      "replaced",
+                                                      it->second.task_name, slot_index, puid,
+                                                      hostname, describe_exit(code))}});
             in_flight_.erase(it);
         }
-        dispatch_locked();
-        if (in_flight_.empty() && backlog_.empty()) {
-            idle_.notify_all();
-        }
+        refill_locked();
     }
-    for (std::size_t i = 0; i < lost.size(); ++i) {
-        lost[i].first->complete(lost_chunks[i], std::move(lost[i].second));
+    for (auto& c : lost) {
+        c.owner->complete(c.chunk, std::move(c.outcome));
     }
 }
 
@@ -488,14 +489,14 @@ void pool_engine::terminate()
 
 void pool_engine::fail_all(errc code, const std::string& why)
 {
-    std::vector<std::pair<std::shared_ptr<submission>, std::size_t>> pending;
+    std::vector<completion> pending;
     {
         std::lock_guard lock(mutex_);
         for (auto& [key, f] : in_flight_) {
-            pending.emplace_back(std::move(f.owner), f.chunk);
+            pending.push_back({std::move(f.owner), f.chunk, {.code = code, .message = why}});
         }
         for (auto& q : backlog_) {
-            pending.emplace_back(std::move(q.owner), q.chunk);
+            pending.push_back({std::move(q.owner), q.chunk, {.code = code, .message = why}});
         }
         in_flight_.clear();
         backlog_.clear();
@@ -504,8 +505,8 @@ void pool_engine::fail_all(errc code, const std::string& why)
         }
         idle_.notify_all();
     }
-    for (auto& [owner, chunk] : pending) {
-        owner->complete(chunk, {.code = code, .message = why});
+    for (auto& c : pending) {
+        c.owner->complete(c.chunk, std::move(c.outcome));
     }
 }
 

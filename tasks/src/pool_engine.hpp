@@ -72,6 +72,12 @@ private:
         std::string task_name;
         bytes message;
     };
+    // An outcome to deliver once mutex_ is released.
+    struct completion {
+        std::shared_ptr<submission> owner;
+        std::size_t chunk = 0;
+        chunk_outcome outcome;
+    };
     struct slot {
         channels::channel input;
         std::deque<std::uint64_t> held;  // keys of chunks sent to it, oldest first
@@ -86,6 +92,9 @@ private:
 
     // Sends as much of the backlog as the slots take. Caller holds mutex_.
     void dispatch_locked();
+    // After chunks left flight: dispatch_locked(), and wake join() if all is done. Caller
+    // holds mutex_.
+    void refill_locked();
     // Sends `q` to `slot_index`; false when the slot's channel or the message memory has no
     // room now. Caller holds mutex_.
     bool send_locked(std::uint32_t slot_index, queued& q);
