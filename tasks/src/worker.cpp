@@ -6,6 +6,7 @@
 #include <exception>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <dragonx/channels/channel.hpp>
@@ -122,7 +123,9 @@ private:
     void run_chunk(decoder& in)
     {
         const auto key = in.value<std::uint64_t>();
-        const std::string name = in.string();
+        const auto name_bytes = in.chunk();  // a view into the message, no copy per chunk
+        const std::string_view name(reinterpret_cast<const char*>(name_bytes.data()),
+                                    name_bytes.size());
         const auto count = in.value<std::uint32_t>();
         const auto* fn = registry_.find(name);
         std::uint32_t index = 0;
@@ -132,7 +135,7 @@ private:
                 throw std::runtime_error(init_error_);
             }
             if (fn == nullptr) {
-                throw std::runtime_error("no task named '" + name +
+                throw std::runtime_error("no task named '" + std::string(name) +
                                          "' in the worker's registry");
             }
             for (; index < count; ++index) {
