@@ -2,11 +2,13 @@
 // node's agent, performed there on the channel, results back.
 #include "agent.hpp"
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 
@@ -22,6 +24,7 @@
 #include <dragonx/channels/channel.hpp>
 #include <dragonx/common/error.hpp>
 #include <dragonx/common/log.hpp>
+#include <dragonx/pool/pool.hpp>
 
 #include "../run_paths.hpp"
 #include "frame_buffer.hpp"
@@ -38,6 +41,13 @@ using wire::frame_view;
 using cancel_token = std::shared_ptr<std::atomic<bool>>;
 
 constexpr std::size_t max_cached_channels = 1024;
+/// The gateway: requests of local processes, one message each. Small ones travel in the
+/// slot; larger ones in a block of the gateway's pool, which the process fills itself.
+constexpr std::uint64_t gateway_pool_size = 256u << 20;
+constexpr std::uint32_t gateway_capacity = 256;
+constexpr std::uint32_t gateway_slot = 512;
+/// Gateway messages taken per turn of the loop, so sockets get their turn too.
+constexpr std::size_t max_gateway_batch = 64;
 constexpr std::size_t max_waiter_threads = 256;
 /// How often a wait checks whether it was abandoned.
 constexpr std::chrono::milliseconds wait_slice{50};
@@ -160,31 +170,45 @@ private:
     bool stopping_ = false;
 };
 
-/// A local process's connection: request frames in, result frames out.
+/// A local process's session. Its Unix socket carries the attach request and its answer,
+/// then only doorbell bytes (the agent was asleep: look at the gateway); requests come
+/// through the gateway channel, results go back into the process's response channel. The
+/// socket closing ends the session: waits performed for it are abandoned.
 class client_session : public std::enable_shared_from_this<client_session> {
 public:
-    using request_handler =
+    using attach_handler =
         std::function<void(const std::shared_ptr<client_session>&, const frame_view&)>;
 
-    client_session(unix_socket::socket s, request_handler on_request)
-        : socket_(std::move(s)), on_request_(std::move(on_request))
+    client_session(unix_socket::socket s, attach_handler on_attach)
+        : socket_(std::move(s)), on_attach_(std::move(on_attach))
     {
     }
 
     void start() { read_more(); }
 
+    /// From now on results go into `response` (destroyed with the session), and bytes on
+    /// the socket are doorbells.
+    void attached(channels::channel response) { response_ = std::move(response); }
+
+    /// Delivers a result: on the socket before attach (the attach answer), else into the
+    /// response channel. A result that cannot be delivered ends the session.
     void send_result(const frame_header& h, std::span<const std::byte> payload)
     {
         if (!open_) {
             return;
         }
-        std::vector<std::byte> frame(sizeof h + payload.size());
-        std::memcpy(frame.data(), &h, sizeof h);
-        if (!payload.empty()) {
-            std::memcpy(frame.data() + sizeof h, payload.data(), payload.size());
+        if (!response_) {
+            return write_on_socket(h, payload);
         }
-        queue_.push_back(std::move(frame));
-        write_more();
+        try {
+            if (!deliver(h, payload)) {
+                logger().warn("transport: a process's response channel is full; session ended");
+                finish();
+            }
+        } catch (const std::exception& e) {
+            logger().warn("transport: a result could not be delivered: {}", e.what());
+            finish();
+        }
     }
 
     void close()
@@ -199,6 +223,46 @@ public:
     [[nodiscard]] const cancel_token& gone() const noexcept { return gone_; }
 
 private:
+    // One message of the response channel: [header][payload], in its slot when it fits, else
+    // in a block of the gateway's pool. A payload that finds no room there becomes an error
+    // result, so the waiting caller hears of it.
+    bool deliver(const frame_header& h, std::span<const std::byte> payload)
+    {
+        const std::size_t total = sizeof h + payload.size();
+        if (total <= response_.block_size()) {
+            staging_.resize(total);
+            std::memcpy(staging_.data(), &h, sizeof h);
+            if (!payload.empty()) {
+                std::memcpy(staging_.data() + sizeof h, payload.data(), payload.size());
+            }
+            return response_.try_send(staging_);
+        }
+        auto block = response_.pool().try_allocate(total);
+        if (!block) {
+            const auto text = fmt::format(
+                "no room in the transport agent's pool for a {}-byte result", payload.size());
+            frame_header e = h;
+            e.code = static_cast<std::uint32_t>(errc::pool_full);
+            e.value = 0;
+            e.payload_len = text.size();
+            return deliver(e, std::as_bytes(std::span(text.data(), text.size())));
+        }
+        std::memcpy(block->data(), &h, sizeof h);
+        std::memcpy(block->data() + sizeof h, payload.data(), payload.size());
+        return response_.try_send(*block);
+    }
+
+    void write_on_socket(const frame_header& h, std::span<const std::byte> payload)
+    {
+        std::vector<std::byte> frame(sizeof h + payload.size());
+        std::memcpy(frame.data(), &h, sizeof h);
+        if (!payload.empty()) {
+            std::memcpy(frame.data() + sizeof h, payload.data(), payload.size());
+        }
+        queue_.push_back(std::move(frame));
+        write_more();
+    }
+
     void read_more()
     {
         socket_.async_read_some(
@@ -206,9 +270,16 @@ private:
                 if (ec) {
                     return self->finish();
                 }
+                if (self->response_) {
+                    // Doorbells: the agent's loop looks at the gateway after this handler.
+                    self->read_more();
+                    return;
+                }
                 try {
                     self->buffer_.feed(n, request_length, [&](std::span<const std::byte> f) {
-                        self->on_request_(self, wire::parse(f));
+                        if (!self->response_) {
+                            self->on_attach_(self, wire::parse(f));
+                        }
                     });
                 } catch (const std::exception& e) {
                     logger().warn("transport: a local process sent a bad frame: {}", e.what());
@@ -258,9 +329,11 @@ private:
     }
 
     unix_socket::socket socket_;
-    request_handler on_request_;
-    frame_buffer buffer_;
+    attach_handler on_attach_;
+    frame_buffer buffer_{4096};
     std::deque<std::vector<std::byte>> queue_;
+    channels::channel response_;
+    std::vector<std::byte> staging_;
     bool writing_ = false;
     bool open_ = true;
     cancel_token gone_ = std::make_shared<std::atomic<bool>>(false);
@@ -273,6 +346,16 @@ struct transport_agent::impl {
         : config(c), work(asio::make_work_guard(io)), acceptor(io),
           path(agent_socket_path(c.run, c.node).string())
     {
+        gateway_pool = pool::pool::create({.size = gateway_pool_size, .run = c.run,
+                                           .node = c.node});
+        gateway = channels::channel::create(
+            gateway_pool, {.capacity = gateway_capacity, .block_size = gateway_slot});
+        auto word = gateway_pool.try_allocate(sizeof(std::atomic<std::uint32_t>));
+        if (!word) {
+            throw_error(errc::pool_full, "no room for the transport agent's doorbell word");
+        }
+        doorbell_word = std::move(*word);
+        asleep = new (doorbell_word.data()) std::atomic<std::uint32_t>(0);
         link = make_link(io, config);
         ::unlink(path.c_str());
         acceptor.open(unix_socket());
@@ -286,6 +369,13 @@ struct transport_agent::impl {
     unix_socket::acceptor acceptor;
     std::unique_ptr<peer_link> link;
     std::string path;
+    // The gateway channel and the word that says the agent sleeps in epoll (a process that
+    // sees it set after sending rings the doorbell: one byte on its session's socket).
+    pool::pool gateway_pool;
+    channels::channel gateway;
+    pool::allocation doorbell_word;
+    std::atomic<std::uint32_t>* asleep = nullptr;
+    std::array<std::byte, gateway_slot> gateway_scratch{};
     std::thread thread;
     const cancel_token stopping = std::make_shared<std::atomic<bool>>(false);
     blocking_pool waiters;
@@ -301,6 +391,8 @@ struct transport_agent::impl {
     bool have_nodes = false;
     std::map<std::uint32_t, std::string> lost;
     std::unordered_map<std::uint64_t, pending_op> pending;
+    std::unordered_map<std::uint32_t, std::weak_ptr<client_session>> sessions;
+    std::uint32_t next_session = 1;
     std::uint64_t next_id = 1;
     by_descriptor<std::uint32_t> node_of_channel;
     by_descriptor<std::shared_ptr<channels::channel>> local_channels;
@@ -309,24 +401,28 @@ struct transport_agent::impl {
     void start()
     {
         link->start({.on_frame = [this](std::uint32_t node,
-                                        std::span<const std::byte> frame) { from_peer(node, frame); },
+                                        std::span<const std::byte> frame) {
+                         from_peer(node, frame);
+                     },
                      .on_lost = [this](std::uint32_t node,
                                        const std::string& why) { mark_lost(node, why); }});
         accept();
         thread = std::thread([this] { serve(); });
     }
 
-    // The agent's loop. After any work it keeps polling for `busy_window` (yielding the CPU
-    // between polls) before it sleeps in epoll again: a request, its forwarding and its
-    // result usually follow each other within microseconds, and waking a sleeping thread
-    // costs tens of them on a small machine.
+    // The agent's loop: sockets (peers, sessions) and the gateway channel. After any work
+    // it keeps polling both for `busy_window` (yielding the CPU between polls) before it
+    // sleeps in epoll again: a request, its forwarding and its result usually follow each
+    // other within microseconds, and waking a sleeping thread costs tens of them on a small
+    // machine. Before sleeping it sets *asleep and looks at the gateway once more; a process
+    // that sent after that sees the word set and rings (store, fence, load on both sides).
     void serve()
     {
         using clock = std::chrono::steady_clock;
         constexpr auto busy_window = std::chrono::microseconds(200);
         auto last_work = clock::now();
         while (!io.stopped()) {
-            if (io.poll() > 0) {
+            if (io.poll() + drain_gateway() > 0) {
                 last_work = clock::now();
                 continue;
             }
@@ -334,10 +430,60 @@ struct transport_agent::impl {
                 std::this_thread::yield();
                 continue;
             }
-            if (io.run_one() > 0) {
-                last_work = clock::now();
+            asleep->store(1, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            if (drain_gateway() == 0) {
+                io.run_one();
             }
+            asleep->store(0, std::memory_order_relaxed);
+            last_work = clock::now();
         }
+    }
+
+    // Takes up to max_gateway_batch requests from the gateway; how many it took.
+    std::size_t drain_gateway()
+    {
+        std::size_t n = 0;
+        for (; n < max_gateway_batch; ++n) {
+            std::optional<channels::message> m;
+            try {
+                m = gateway.try_take(gateway_scratch);
+            } catch (const std::exception& e) {
+                logger().error("transport: the gateway channel failed: {}", e.what());
+                break;
+            }
+            if (!m) {
+                break;
+            }
+            from_gateway(m->bytes());
+        }
+        return n;
+    }
+
+    void from_gateway(std::span<const std::byte> bytes)
+    {
+        frame_view f;
+        try {
+            f = wire::parse(bytes);
+            if (f.header.kind != static_cast<std::uint8_t>(wire::frame_kind::request) ||
+                f.header.op == static_cast<std::uint8_t>(wire::op::attach)) {
+                throw_error(errc::malformed_message, "not an operation request");
+            }
+        } catch (const std::exception& e) {
+            logger().warn("transport: a bad request in the gateway dropped: {}", e.what());
+            return;
+        }
+        const auto it = sessions.find(f.header.session);
+        if (it == sessions.end()) {
+            logger().warn("transport: a request for no session ({}) dropped", f.header.session);
+            return;
+        }
+        const auto client = it->second.lock();
+        if (!client || !client->open()) {
+            sessions.erase(it);  // the process left: nobody waits for the result
+            return;
+        }
+        from_client(client, f);
     }
 
     void stop()
@@ -375,10 +521,41 @@ struct transport_agent::impl {
             }
             std::make_shared<client_session>(
                 std::move(s), [this](const std::shared_ptr<client_session>& c,
-                                     const frame_view& f) { from_client(c, f); })
+                                     const frame_view& f) { attach_session(c, f); })
                 ->start();
             accept();
         });
+    }
+
+    // A process's first frame. The answer (on the socket) gives the session id and the
+    // descriptors of the gateway, the doorbell word and the session's response channel,
+    // which the agent owns (in the gateway's pool) and destroys with the session.
+    void attach_session(const std::shared_ptr<client_session>& client, const frame_view& f)
+    {
+        if (f.header.op != static_cast<std::uint8_t>(wire::op::attach)) {
+            logger().warn("transport: a process sent an operation before attaching");
+            return client->close();
+        }
+        channels::channel response;
+        try {
+            response = channels::channel::create(
+                gateway_pool, {.capacity = 4, .block_size = wire::response_slot});
+        } catch (const std::exception& e) {
+            const auto r = result_of(e);
+            return client->send_result(result_header(f.header, r), r.payload);
+        }
+        if (sessions.size() >= 64 && sessions.size() % 64 == 0) {
+            std::erase_if(sessions, [](const auto& s) { return s.second.expired(); });
+        }
+        const std::uint32_t id = next_session++;
+        sessions.emplace(id, client);
+        const auto text = gateway.descriptor() + "\n" + doorbell_word.descriptor() + "\n" +
+                          response.descriptor();
+        auto r = op_result::answer(id);
+        r.payload.resize(text.size());
+        std::memcpy(r.payload.data(), text.data(), text.size());
+        client->send_result(result_header(f.header, r), r.payload);
+        client->attached(std::move(response));
     }
 
     void from_client(const std::shared_ptr<client_session>& client, const frame_view& f)
@@ -551,6 +728,7 @@ struct transport_agent::impl {
             }
             return std::nullopt;
         case wire::op::size: return op_result::answer(ch.size());
+        case wire::op::attach: break;  // only from a process to its own agent
         }
         throw_error(errc::malformed_message, "unknown operation");
     }

@@ -4,16 +4,22 @@
 //
 //   [frame_header, 48 bytes][channel descriptor: channel_len bytes][payload: payload_len bytes]
 //
-// The same frames travel between a client process and its node's agent (a Unix stream
-// socket, frames back to back) and between agents (a peer_link, one frame per link frame).
+// The same frames travel between a client process and its node's agent (one message each
+// of the agent's gateway channel, results one message each of the client's response channel)
+// and between agents (a peer_link, one frame per link frame).
 //
 //   request   op        value                  payload
 //   send      send      -                      the message
 //   recv      recv      largest message taken  -
 //   poll      poll      -                      -          (event: channels::poll_event)
 //   size      size      -                      -
-//   result    (the op)  poll: 1/0; size: count the message (recv), or the error text
+//   attach    attach    -                      -
+//   result    (the op)  poll: 1/0; size: count the message (recv), or the error text;
+//                       attach: session id     attach: "<gateway>\n<doorbell>\n<response>"
 //             code: errc (ok, timeout, ...)
+//
+// `attach` goes only from a process to its own agent, on the Unix socket that opens its
+// session (agent.hpp); agents refuse it from peers.
 //
 // Notes:
 // - Fields are in host byte order: every node of a run has the same architecture.
@@ -37,10 +43,12 @@
 namespace dragonx::rt::detail::wire {
 
 enum class frame_kind : std::uint8_t { request = 1, result = 2 };
-enum class op : std::uint8_t { send = 1, recv = 2, poll = 3, size = 4 };
+enum class op : std::uint8_t { send = 1, recv = 2, poll = 3, size = 4, attach = 5 };
 
 inline constexpr std::uint32_t max_channel_len = 4096;
 inline constexpr std::uint64_t max_payload_len = (64u << 20) + 4096;
+/// Results up to this many bytes (header included) travel in a response channel's slot.
+inline constexpr std::uint32_t response_slot = 1024;
 
 struct frame_header {
     std::uint8_t kind = 0;   // frame_kind
@@ -52,7 +60,7 @@ struct frame_header {
     std::int64_t timeout_ns = -1;
     std::uint64_t value = 0;  // recv request: largest message; poll/size result: the answer
     std::uint32_t channel_len = 0;
-    std::uint32_t reserved2 = 0;
+    std::uint32_t session = 0;  // request from a process: its session (from attach)
     std::uint64_t payload_len = 0;
 };
 static_assert(sizeof(frame_header) == 48);
@@ -78,7 +86,8 @@ struct frame_view {
         throw_error(errc::malformed_message, "transport frame: unknown kind " +
                                                  std::to_string(h.kind));
     }
-    if (h.op < static_cast<std::uint8_t>(op::send) || h.op > static_cast<std::uint8_t>(op::size)) {
+    if (h.op < static_cast<std::uint8_t>(op::send) ||
+        h.op > static_cast<std::uint8_t>(op::attach)) {
         throw_error(errc::malformed_message, "transport frame: unknown operation " +
                                                  std::to_string(h.op));
     }
