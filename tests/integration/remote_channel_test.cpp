@@ -64,3 +64,13 @@ TEST_CASE("a remote receive fails naming the node when that node's daemon dies",
     CHECK(lines_starting(r.out, "PASS kill_peer").size() == 1);
     CHECK_THAT(r.out, Catch::Contains("node 2 (node2) was lost"));
 }
+
+TEST_CASE("garbage in the transport agent's gateway and bad sessions are dropped; it keeps serving",
+          "[integration][transport]")
+{
+    const auto r = run_remote("tcp", {"gateway_abuse"}, 60s);
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exited);
+    CHECK(r.code == 0);
+    CHECK(lines_starting(r.out, "PASS gateway_abuse").size() == 1);
+}

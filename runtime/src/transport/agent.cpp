@@ -46,6 +46,8 @@ constexpr std::size_t max_cached_channels = 1024;
 constexpr std::uint64_t gateway_pool_size = 256u << 20;
 constexpr std::uint32_t gateway_capacity = 256;
 constexpr std::uint32_t gateway_slot = 512;
+/// How long a result for a peer may wait for a request to the same peer (hold_link()).
+constexpr std::chrono::microseconds result_linger{4};
 /// Gateway messages taken per turn of the loop, so sockets get their turn too.
 constexpr std::size_t max_gateway_batch = 64;
 constexpr std::size_t max_waiter_threads = 256;
@@ -393,6 +395,8 @@ struct transport_agent::impl {
     std::unordered_map<std::uint64_t, pending_op> pending;
     std::unordered_map<std::uint32_t, std::weak_ptr<client_session>> sessions;
     std::uint32_t next_session = 1;
+    bool link_held = false;  // hold_link()
+    std::chrono::steady_clock::time_point held_since;
     std::uint64_t next_id = 1;
     by_descriptor<std::uint32_t> node_of_channel;
     by_descriptor<std::shared_ptr<channels::channel>> local_channels;
@@ -422,7 +426,11 @@ struct transport_agent::impl {
         constexpr auto busy_window = std::chrono::microseconds(200);
         auto last_work = clock::now();
         while (!io.stopped()) {
-            if (io.poll() + drain_gateway() > 0) {
+            const bool worked = io.poll() + drain_gateway() > 0;
+            if (link_held && clock::now() - held_since >= result_linger) {
+                release_link();
+            }
+            if (worked) {
                 last_work = clock::now();
                 continue;
             }
@@ -430,6 +438,7 @@ struct transport_agent::impl {
                 std::this_thread::yield();
                 continue;
             }
+            release_link();  // never sleep on a held result
             asleep->store(1, std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_seq_cst);
             if (drain_gateway() == 0) {
@@ -590,6 +599,27 @@ struct transport_agent::impl {
             wire::header_bytes(h), std::as_bytes(std::span(f.channel.data(), f.channel.size())),
             f.payload};
         link->send(node, parts);
+        release_link();
+    }
+
+    // A result for a peer lingers up to `result_linger` (corked): the process that just got
+    // a message often answers at once (an RPC, a DDict request), and its request then
+    // leaves with the result in one write and one segment. A request flushes at once.
+    void hold_link()
+    {
+        if (!link_held) {
+            link->cork();
+            link_held = true;
+            held_since = std::chrono::steady_clock::now();
+        }
+    }
+
+    void release_link()
+    {
+        if (link_held) {
+            link_held = false;
+            link->uncork();
+        }
     }
 
     /// The node a channel descriptor names (cached; throws for a malformed descriptor).
@@ -628,6 +658,7 @@ struct transport_agent::impl {
             const auto h = result_header(request, r);
             const std::span<const std::byte> parts[] = {wire::header_bytes(h), r.payload};
             if (!lost.contains(node)) {
+                hold_link();
                 link->send(node, parts);
             }
         });

@@ -7,10 +7,11 @@
 //   ...                                            // serves on its own thread
 //   agent.node_lost(2, "daemon died");             // from the control plane
 //
-// How an operation travels: a process sends a request frame (transport/wire.hpp) on its Unix
-// socket (DRAGONX_AGENT) to its node's agent; the agent finds the channel's node, forwards the
-// request over the peer_link to that node's agent, which performs it on the channel and sends
-// the result back the same way.
+// How an operation travels: a process opens a session on the agent's Unix socket
+// (DRAGONX_AGENT), then puts each request frame (transport/wire.hpp) into the agent's gateway
+// channel, ringing the socket only when the agent sleeps; the agent finds the channel's node,
+// forwards the request over the peer_link to that node's agent, which performs it on the
+// channel and sends the result back the same way, into the session's response channel.
 //
 // Contract:
 // - Its own thread and io_context: a slow control plane never delays data, and the other way
@@ -62,7 +63,7 @@ public:
     [[nodiscard]] std::string address() const;
     /// "tcp", "ofi:tcp;ofi_rxm", ...
     [[nodiscard]] std::string link_name() const;
-    /// Path of the Unix socket local processes use.
+    /// Path of the Unix socket local processes open their sessions on.
     [[nodiscard]] std::string socket_path() const;
 
     /// Every node's agent address and name, by node index.

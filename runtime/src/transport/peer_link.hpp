@@ -55,6 +55,11 @@ public:
     virtual void set_peers(std::vector<std::string> addresses) = 0;
     /// Queues one frame, the concatenation of `parts`, for `node`'s agent.
     virtual void send(std::uint32_t node, std::span<const std::span<const std::byte>> parts) = 0;
+    /// Corked, frames queue without being written until uncork(), which writes each peer's
+    /// queue in one go (a result and the request that follows it share one system call and
+    /// one segment). A hint: a link may write at once anyway.
+    virtual void cork() {}
+    virtual void uncork() {}
     /// Stops; no handler is called afterwards.
     virtual void close() = 0;
 };

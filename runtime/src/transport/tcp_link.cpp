@@ -49,6 +49,7 @@ struct link_state {
     std::uint32_t me;
     peer_link::handlers handlers;
     bool closed = false;
+    bool corked = false;  // peer_link::cork()
     std::set<std::uint32_t> lost;  // nodes reported lost (at most once each)
 
     void report_lost(std::uint32_t node, const std::string& why)
@@ -222,16 +223,22 @@ public:
         });
     }
 
+    /// Queues a frame; it is written now unless the link is corked (then at write_more()).
     void push(std::vector<std::byte> frame)
     {
         if (dead_) {
             return;
         }
         queue_.push_back(std::move(frame));
-        write_more();
+        if (!st_->corked) {
+            write_more();
+        }
     }
 
     [[nodiscard]] bool dead() const noexcept { return dead_; }
+
+    /// Writes what queued while the link was corked.
+    void flush() { write_more(); }
 
     void close()
     {
@@ -307,7 +314,7 @@ private:
 
     void write_more()
     {
-        if (!ready_ || writing_ || queue_.empty() || dead_) {
+        if (!ready_ || writing_ || queue_.empty() || dead_ || st_->corked) {
             return;
         }
         writing_ = true;
@@ -403,6 +410,16 @@ public:
         }
         if (const auto c = connection_to(node)) {
             c->push(std::move(frame));
+        }
+    }
+
+    void cork() override { st_->corked = true; }
+
+    void uncork() override
+    {
+        st_->corked = false;
+        for (auto& [node, c] : out_) {
+            c->flush();
         }
     }
 

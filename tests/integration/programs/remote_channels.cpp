@@ -7,9 +7,14 @@
 //                                              drain a channel of node 2
 //   remote_channels timeouts                   every operation's timeout and error, remotely
 //   remote_channels kill_peer                  a blocked remote recv when node 2's daemon dies
+//   remote_channels gateway_abuse              bad sessions and garbage in the agent's gateway
+//                                              channel; the agent keeps serving
 //
 // Prints "PASS <mode> ..." and exits 0 when every check holds; "FAIL <why>" and exits 1.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -346,6 +351,166 @@ int kill_peer()
     return 0;
 }
 
+// ---- gateway abuse ----------------------------------------------------------------------------
+
+// A transport frame header as runtime/src/transport/wire.hpp lays it out (48 bytes).
+struct raw_header {
+    std::uint8_t kind = 1;  // request
+    std::uint8_t op = 0;    // 1 send, 5 attach
+    std::uint8_t event = 0;
+    std::uint8_t reserved = 0;
+    std::uint32_t code = 0;
+    std::uint64_t id = 1;
+    std::int64_t timeout_ns = -1;
+    std::uint64_t value = 0;
+    std::uint32_t channel_len = 0;
+    std::uint32_t session = 0;
+    std::uint64_t payload_len = 0;
+};
+static_assert(sizeof(raw_header) == 48);
+
+int connect_agent()
+{
+    const char* path = std::getenv("DRAGONX_AGENT");
+    check(path != nullptr, "DRAGONX_AGENT is not set");
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    check(fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0,
+          "cannot connect to the agent's socket");
+    return fd;
+}
+
+void write_all(int fd, const void* p, std::size_t n)
+{
+    check(::send(fd, p, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n), "short write to the agent");
+}
+
+// Reads n bytes within 10 s; false on EOF.
+bool read_all(int fd, void* into, std::size_t n)
+{
+    auto* p = static_cast<char*>(into);
+    while (n > 0) {
+        pollfd pf{fd, POLLIN, 0};
+        check(::poll(&pf, 1, 10000) == 1, "no answer from the agent within 10 s");
+        const ssize_t got = ::read(fd, p, n);
+        if (got <= 0) {
+            return false;
+        }
+        p += got;
+        n -= static_cast<std::size_t>(got);
+    }
+    return true;
+}
+
+// A session that does not start with attach is closed by the agent.
+void expect_closed_after(const void* first, std::size_t n, const std::string& what)
+{
+    const int fd = connect_agent();
+    write_all(fd, first, n);
+    char c = 0;
+    check(!read_all(fd, &c, 1), "the agent kept a session that began with " + what);
+    ::close(fd);
+}
+
+int gateway_abuse()
+{
+    auto& rt = dragonx::runtime::current();
+    check(rt.nnodes() >= 2, "gateway_abuse needs 2 nodes");
+    auto pool = dragonx::pool::pool::create({.size = 1 << 20});
+    auto stop = channel::create(pool, {.capacity = 1, .block_size = 64});
+    auto holder_process = start_on(1, {"holder", stop.descriptor()});
+    auto remote = channel::attach(rt.kv_get("holder", 30s));
+    const auto round_trip = [&](const std::string& m) {
+        remote.send(dragonx::as_bytes(m), 10s);
+        std::byte b[64];
+        const auto n = remote.recv(b, 10s);
+        check(text(std::span(b, n)) == m, "a remote round trip lost '" + m + "'");
+    };
+    round_trip("before");
+
+    raw_header op_first;
+    op_first.op = 1;
+    expect_closed_after(&op_first, sizeof op_first, "a send request");
+    const std::vector<std::uint8_t> junk(48, 0xff);
+    expect_closed_after(junk.data(), junk.size(), "garbage");
+
+    // A proper session, then garbage into its gateway.
+    const int fd = connect_agent();
+    raw_header attach;
+    attach.op = 5;
+    write_all(fd, &attach, sizeof attach);
+    raw_header answer;
+    check(read_all(fd, &answer, sizeof answer) && answer.code == 0, "attach failed");
+    std::string names(answer.payload_len, '\0');
+    check(read_all(fd, names.data(), names.size()), "attach answer cut short");
+    std::vector<std::string> parts;
+    for (std::size_t at = 0;;) {
+        const auto nl = names.find('\n', at);
+        parts.push_back(names.substr(at, nl - at));
+        if (nl == std::string::npos) {
+            break;
+        }
+        at = nl + 1;
+    }
+    check(parts.size() == 3, "the attach answer should name 3 things: " + names);
+    auto gateway = channel::attach(parts[0]);
+    auto response = channel::attach(parts[2]);
+    std::uint32_t seed = 12345;
+    for (const std::size_t size : {0, 1, 47, 48, 100, 511, 600, 5000, 70000}) {
+        std::vector<std::byte> bytes(size);
+        for (auto& b : bytes) {
+            seed = seed * 1103515245 + 12345;
+            b = static_cast<std::byte>(seed >> 16);
+        }
+        gateway.send(bytes, 10s);
+    }
+    const auto send_frame = [&](raw_header h, const std::string& body) {
+        std::vector<std::byte> f(sizeof h + body.size());
+        std::memcpy(f.data(), &h, sizeof h);
+        std::memcpy(f.data() + sizeof h, body.data(), body.size());
+        gateway.send(f, 10s);
+    };
+    const auto target = remote.descriptor();
+    raw_header h;
+    h.op = 1;
+    h.session = static_cast<std::uint32_t>(answer.value);
+    h.channel_len = static_cast<std::uint32_t>(target.size());
+    h.payload_len = 100;  // but only 3 bytes follow
+    send_frame(h, target + "abc");
+    h.payload_len = 3;
+    h.session += 1000;  // no such session
+    send_frame(h, target + "abc");
+    h.session = static_cast<std::uint32_t>(answer.value);
+    h.op = 5;  // attach, through the gateway
+    send_frame(h, target + "abc");
+    h.op = 1;
+    h.kind = 2;  // a result
+    send_frame(h, target + "abc");
+    // A well-formed request naming no channel: an error answer in the session's channel.
+    h.kind = 1;
+    h.channel_len = 8;
+    send_frame(h, std::string("nonsenseabc"));
+    write_all(fd, "!", 1);  // the doorbell, in case the agent sleeps
+    std::vector<std::byte> reply(2048);
+    const auto n = response.recv(reply, 10s);
+    raw_header result;
+    check(n >= sizeof result, "the error answer is too short");
+    std::memcpy(&result, reply.data(), sizeof result);
+    check(result.kind == 2 && result.code != 0,
+          "a request naming no channel should fail, code " + std::to_string(result.code));
+    check(!response.poll(poll_event::readable, 200ms), "garbage got an answer");
+    ::close(fd);
+
+    round_trip("after");
+    stop.send(dragonx::as_bytes("stop"), 10s);
+    join_ok(holder_process, "the holder");
+    std::cout << "PASS gateway_abuse: the agent dropped every bad request and kept serving"
+              << std::endl;
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -373,9 +538,13 @@ int main(int argc, char** argv)
         if (a.size() == 1 && a[0] == "kill_peer") {
             return kill_peer();
         }
+        if (a.size() == 1 && a[0] == "gateway_abuse") {
+            return gateway_abuse();
+        }
     } catch (const std::exception& e) {
         fail(std::string("exception: ") + e.what());
     }
-    std::cerr << "usage: remote_channels stress SENDERS MESSAGES | timeouts | kill_peer\n";
+    std::cerr << "usage: remote_channels stress SENDERS MESSAGES | timeouts | kill_peer | "
+                 "gateway_abuse\n";
     return 2;
 }
