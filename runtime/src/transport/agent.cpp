@@ -6,11 +6,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <new>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -189,8 +191,12 @@ public:
     void start() { read_more(); }
 
     /// From now on results go into `response` (destroyed with the session), and bytes on
-    /// the socket are doorbells.
-    void attached(channels::channel response) { response_ = std::move(response); }
+    /// the socket are doorbells; `on_end` runs once when the session ends.
+    void attached(channels::channel response, std::function<void()> on_end)
+    {
+        response_ = std::move(response);
+        on_end_ = std::move(on_end);
+    }
 
     /// Delivers a result: on the socket before attach (the attach answer), else into the
     /// response channel. A result that cannot be delivered ends the session.
@@ -328,10 +334,14 @@ private:
         gone_->store(true);
         close();
         queue_.clear();
+        if (auto end = std::exchange(on_end_, nullptr)) {
+            end();
+        }
     }
 
     unix_socket::socket socket_;
     attach_handler on_attach_;
+    std::function<void()> on_end_;
     frame_buffer buffer_{4096};
     std::deque<std::vector<std::byte>> queue_;
     channels::channel response_;
@@ -393,7 +403,8 @@ struct transport_agent::impl {
     bool have_nodes = false;
     std::map<std::uint32_t, std::string> lost;
     std::unordered_map<std::uint64_t, pending_op> pending;
-    std::unordered_map<std::uint32_t, std::weak_ptr<client_session>> sessions;
+    /// Attached sessions by id; a session leaves the map when it ends.
+    std::unordered_map<std::uint32_t, std::shared_ptr<client_session>> sessions;
     std::uint32_t next_session = 1;
     bool link_held = false;  // hold_link()
     std::chrono::steady_clock::time_point held_since;
@@ -484,14 +495,11 @@ struct transport_agent::impl {
         }
         const auto it = sessions.find(f.header.session);
         if (it == sessions.end()) {
-            logger().warn("transport: a request for no session ({}) dropped", f.header.session);
+            // Its process has gone (or never attached): nobody waits for the result.
+            logger().debug("transport: a request for no session ({}) dropped", f.header.session);
             return;
         }
-        const auto client = it->second.lock();
-        if (!client || !client->open()) {
-            sessions.erase(it);  // the process left: nobody waits for the result
-            return;
-        }
+        const auto client = it->second;  // a copy: the session may end while it is served
         from_client(client, f);
     }
 
@@ -553,9 +561,6 @@ struct transport_agent::impl {
             const auto r = result_of(e);
             return client->send_result(result_header(f.header, r), r.payload);
         }
-        if (sessions.size() >= 64 && sessions.size() % 64 == 0) {
-            std::erase_if(sessions, [](const auto& s) { return s.second.expired(); });
-        }
         const std::uint32_t id = next_session++;
         sessions.emplace(id, client);
         const auto text = gateway.descriptor() + "\n" + doorbell_word.descriptor() + "\n" +
@@ -564,7 +569,7 @@ struct transport_agent::impl {
         r.payload.resize(text.size());
         std::memcpy(r.payload.data(), text.data(), text.size());
         client->send_result(result_header(f.header, r), r.payload);
-        client->attached(std::move(response));
+        client->attached(std::move(response), [this, id] { sessions.erase(id); });
     }
 
     void from_client(const std::shared_ptr<client_session>& client, const frame_view& f)

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <dragonx/channels/channel.hpp>
@@ -275,7 +276,7 @@ private:
         h.op = static_cast<std::uint8_t>(wire::op::attach);
         h.id = 1;
         write_request(s->socket.get(), h);
-        const auto a = read_answer(s->socket.get(), deadline::after(answer_grace));
+        const auto a = read_answer(s->socket.get());
         const std::string_view text(reinterpret_cast<const char*>(a.payload.data()),
                                     a.payload.size());
         if (a.header.code != static_cast<std::uint32_t>(errc::ok)) {
@@ -325,39 +326,17 @@ private:
         }
     }
 
-    // Waits for readable data up to `until`; false if none came.
-    static bool wait_readable(int fd, const deadline& until)
-    {
-        for (;;) {
-            int ms = -1;
-            if (const auto left = until.remaining()) {
-                ms = static_cast<int>(
-                    std::chrono::ceil<std::chrono::milliseconds>(*left).count());
-            }
-            pollfd p{fd, POLLIN, 0};
-            const int r = ::poll(&p, 1, ms);
-            if (r > 0) {
-                return true;
-            }
-            if (r == 0) {
-                return false;
-            }
-            if (errno != EINTR) {
-                agent_lost(std::strerror(errno));
-            }
-        }
-    }
-
-    static void read_exactly(int fd, void* into, std::size_t n, const deadline& until)
+    // Reads n bytes of the attach answer (the socket's receive timeout bounds each wait).
+    static void read_exactly(int fd, void* into, std::size_t n)
     {
         auto* p = static_cast<char*>(into);
         while (n > 0) {
-            if (!wait_readable(fd, until)) {
-                agent_lost("no answer in time");
-            }
-            const ssize_t got = ::recv(fd, p, n, MSG_DONTWAIT);
-            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            const ssize_t got = ::recv(fd, p, n, 0);
+            if (got < 0 && errno == EINTR) {
                 continue;
+            }
+            if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                agent_lost("no answer in time");
             }
             if (got <= 0) {
                 agent_lost(got == 0 ? "connection closed" : std::strerror(errno));
@@ -367,17 +346,19 @@ private:
         }
     }
 
-    // The attach answer, read from the socket.
-    static answer read_answer(int fd, const deadline& until)
+    // The attach answer, read from the socket within answer_grace.
+    static answer read_answer(int fd)
     {
+        const timeval limit{.tv_sec = answer_grace.count(), .tv_usec = 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
         answer a;
-        read_exactly(fd, &a.header, sizeof a.header, until);
+        read_exactly(fd, &a.header, sizeof a.header);
         if (a.header.kind != static_cast<std::uint8_t>(wire::frame_kind::result) ||
             wire::body_length(a.header) != a.header.payload_len) {
             agent_lost("malformed answer");
         }
         a.payload.resize(a.header.payload_len);
-        read_exactly(fd, a.payload.data(), a.payload.size(), until);
+        read_exactly(fd, a.payload.data(), a.payload.size());
         return a;
     }
 

@@ -34,6 +34,7 @@
 #include <dragonx/dragonx.hpp>
 
 #include "checks.hpp"
+#include "transport/wire.hpp"  // the agent's wire format, spoken here by hand
 
 namespace {
 
@@ -353,21 +354,19 @@ int kill_peer()
 
 // ---- gateway abuse ----------------------------------------------------------------------------
 
-// A transport frame header as runtime/src/transport/wire.hpp lays it out (48 bytes).
-struct raw_header {
-    std::uint8_t kind = 1;  // request
-    std::uint8_t op = 0;    // 1 send, 5 attach
-    std::uint8_t event = 0;
-    std::uint8_t reserved = 0;
-    std::uint32_t code = 0;
-    std::uint64_t id = 1;
-    std::int64_t timeout_ns = -1;
-    std::uint64_t value = 0;
-    std::uint32_t channel_len = 0;
-    std::uint32_t session = 0;
-    std::uint64_t payload_len = 0;
-};
-static_assert(sizeof(raw_header) == 48);
+using dragonx::rt::detail::wire::frame_header;
+using dragonx::rt::detail::wire::frame_kind;
+using dragonx::rt::detail::wire::op;
+
+// A request header, as a process would send it.
+frame_header request(op o)
+{
+    frame_header h;
+    h.kind = static_cast<std::uint8_t>(frame_kind::request);
+    h.op = static_cast<std::uint8_t>(o);
+    h.id = 1;
+    return h;
+}
 
 int connect_agent()
 {
@@ -430,18 +429,16 @@ int gateway_abuse()
     };
     round_trip("before");
 
-    raw_header op_first;
-    op_first.op = 1;
+    const auto op_first = request(op::send);
     expect_closed_after(&op_first, sizeof op_first, "a send request");
     const std::vector<std::uint8_t> junk(48, 0xff);
     expect_closed_after(junk.data(), junk.size(), "garbage");
 
     // A proper session, then garbage into its gateway.
     const int fd = connect_agent();
-    raw_header attach;
-    attach.op = 5;
+    const auto attach = request(op::attach);
     write_all(fd, &attach, sizeof attach);
-    raw_header answer;
+    frame_header answer;
     check(read_all(fd, &answer, sizeof answer) && answer.code == 0, "attach failed");
     std::string names(answer.payload_len, '\0');
     check(read_all(fd, names.data(), names.size()), "attach answer cut short");
@@ -466,15 +463,14 @@ int gateway_abuse()
         }
         gateway.send(bytes, 10s);
     }
-    const auto send_frame = [&](raw_header h, const std::string& body) {
+    const auto send_frame = [&](frame_header h, const std::string& body) {
         std::vector<std::byte> f(sizeof h + body.size());
         std::memcpy(f.data(), &h, sizeof h);
         std::memcpy(f.data() + sizeof h, body.data(), body.size());
         gateway.send(f, 10s);
     };
     const auto target = remote.descriptor();
-    raw_header h;
-    h.op = 1;
+    auto h = request(op::send);
     h.session = static_cast<std::uint32_t>(answer.value);
     h.channel_len = static_cast<std::uint32_t>(target.size());
     h.payload_len = 100;  // but only 3 bytes follow
@@ -483,22 +479,22 @@ int gateway_abuse()
     h.session += 1000;  // no such session
     send_frame(h, target + "abc");
     h.session = static_cast<std::uint32_t>(answer.value);
-    h.op = 5;  // attach, through the gateway
+    h.op = static_cast<std::uint8_t>(op::attach);  // through the gateway
     send_frame(h, target + "abc");
-    h.op = 1;
-    h.kind = 2;  // a result
+    h.op = static_cast<std::uint8_t>(op::send);
+    h.kind = static_cast<std::uint8_t>(frame_kind::result);
     send_frame(h, target + "abc");
     // A well-formed request naming no channel: an error answer in the session's channel.
-    h.kind = 1;
+    h.kind = static_cast<std::uint8_t>(frame_kind::request);
     h.channel_len = 8;
     send_frame(h, std::string("nonsenseabc"));
     write_all(fd, "!", 1);  // the doorbell, in case the agent sleeps
     std::vector<std::byte> reply(2048);
     const auto n = response.recv(reply, 10s);
-    raw_header result;
+    frame_header result;
     check(n >= sizeof result, "the error answer is too short");
     std::memcpy(&result, reply.data(), sizeof result);
-    check(result.kind == 2 && result.code != 0,
+    check(result.kind == static_cast<std::uint8_t>(frame_kind::result) && result.code != 0,
           "a request naming no channel should fail, code " + std::to_string(result.code));
     check(!response.poll(poll_event::readable, 200ms), "garbage got an answer");
     ::close(fd);
