@@ -88,17 +88,11 @@ int main(int argc, char** argv)
         }
     } else {
         std::printf("no GPUs in the run: one member per CPU of every node instead\n");
-        for (const auto& node : sys.nodes()) {
-            for (const int cpu : node.cpus) {
-                dragonx::policy p;
-                p.placement_kind = dragonx::placement::host_id;
-                p.host_id = node.index;
-                p.cpu_affinity = std::vector<int>{cpu};
-                group.add(1, {.exe = argv[0],
-                              .args = {"--member", "cpu", std::to_string(cpu)},
-                              .where = p});
-                ++members;
-            }
+        for (const auto& p : sys.cpu_policies()) {
+            group.add(1, {.exe = argv[0],
+                          .args = {"--member", "cpu", std::to_string(p.cpu_affinity->at(0))},
+                          .where = p});
+            ++members;
         }
     }
     group.start();

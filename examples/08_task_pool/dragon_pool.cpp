@@ -162,13 +162,9 @@ void check_placement_by_policies(const pool_tasks& tasks, bool require_gpus)
         }
     } else {
         std::printf("== no GPUs in the run: a pool of one worker per CPU policy instead\n");
-        for (const auto& node : sys.nodes()) {
+        policies = sys.cpu_policies();
+        for (const auto& node : sys.nodes()) {  // cpu_policies(): each CPU of each node
             for (const int cpu : node.cpus) {
-                dragonx::policy p;
-                p.placement_kind = dragonx::placement::host_id;
-                p.host_id = node.index;
-                p.cpu_affinity = std::vector<int>{cpu};
-                policies.push_back(p);
                 promised.insert({node.index, std::to_string(cpu)});
             }
         }

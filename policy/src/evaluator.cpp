@@ -212,6 +212,19 @@ std::vector<policy> gpu_policies(const std::vector<node_resources>& nodes)
     return out;
 }
 
+std::vector<policy> cpu_policies(const std::vector<node_resources>& nodes)
+{
+    std::vector<policy> out;
+    for (std::size_t at = 0; at < nodes.size(); ++at) {
+        for (int cpu : nodes[at].cpus) {
+            policy p = pin(nodes, at);
+            p.cpu_affinity = std::vector<int>{cpu};
+            out.push_back(std::move(p));
+        }
+    }
+    return out;
+}
+
 std::vector<policy> hostname_policies(const std::vector<node_resources>& nodes)
 {
     std::vector<policy> out;

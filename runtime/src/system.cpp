@@ -32,6 +32,8 @@ std::vector<node_resources> system::resources() const
 
 std::vector<policy> system::gpu_policies() const { return dragonx::gpu_policies(resources()); }
 
+std::vector<policy> system::cpu_policies() const { return dragonx::cpu_policies(resources()); }
+
 std::vector<policy> system::hostname_policies() const
 {
     return dragonx::hostname_policies(resources());

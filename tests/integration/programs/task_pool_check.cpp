@@ -282,20 +282,14 @@ void check_placement(const std::vector<dragonx::policy>& policies,
 
 void cpus()
 {
-    std::vector<dragonx::policy> policies;
     std::set<std::pair<std::uint32_t, std::string>> expected;
     const auto sys = dragonx::system::current();
     for (const auto& node : sys.nodes()) {
         for (int cpu : node.cpus) {
-            dragonx::policy p;
-            p.placement_kind = dragonx::placement::host_id;
-            p.host_id = node.index;
-            p.cpu_affinity = std::vector<int>{cpu};
-            policies.push_back(p);
             expected.insert({node.index, std::to_string(cpu)});
         }
     }
-    check_placement(policies, expected, false);
+    check_placement(sys.cpu_policies(), expected, false);
 }
 
 void gpus()

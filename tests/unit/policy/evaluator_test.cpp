@@ -325,6 +325,24 @@ TEST_CASE("gpu_policies: one pinned policy per GPU of every node", "[policy][eva
     CHECK(layouts[3].node_specified);
 }
 
+TEST_CASE("cpu_policies: one pinned policy per CPU of every node", "[policy][evaluator]")
+{
+    auto nodes = make_nodes(2, 3);
+    nodes[1].cpus = {4, 6};
+    const auto policies = dragonx::cpu_policies(nodes);
+    REQUIRE(policies.size() == 5);
+    CHECK(policies[0].placement_kind == placement::host_name);
+    CHECK(policies[0].host_name == "node0");
+    CHECK(policies[2].cpu_affinity == std::vector<int>{2});
+    CHECK(policies[3].host_name == "node1");
+    CHECK(policies[4].cpu_affinity == std::vector<int>{6});
+
+    placement_evaluator eval(nodes);
+    const auto layouts = eval.evaluate(policies);
+    CHECK(nodes_of(layouts) == std::vector<std::uint32_t>{0, 0, 0, 1, 1});
+    CHECK(layouts[4].cpus == std::vector<int>{6});
+}
+
 TEST_CASE("hostname_policies: one per node; shared hostnames pin by host_id",
           "[policy][evaluator]")
 {

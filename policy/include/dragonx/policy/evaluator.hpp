@@ -106,6 +106,9 @@ private:
 /// setting gpu_affinity to that one GPU. A node is pinned by host_name, as in the reference,
 /// unless another node has the same hostname (virtual nodes on one host): then by host_id.
 [[nodiscard]] std::vector<policy> gpu_policies(const std::vector<node_resources>& nodes);
+/// One policy per CPU of every node (node order, then CPU order), each pinning its node (as
+/// gpu_policies() does) and setting cpu_affinity to that one CPU.
+[[nodiscard]] std::vector<policy> cpu_policies(const std::vector<node_resources>& nodes);
 /// One policy per node pinning it, by host_name (or host_id, as for gpu_policies()).
 [[nodiscard]] std::vector<policy> hostname_policies(const std::vector<node_resources>& nodes);
 

@@ -6,8 +6,9 @@
 //
 // Notes:
 // - current() asks global services for the node table once per call (a copy: cheap to keep).
-// - gpu_policies() is one policy per GPU of every node; hostname_policies() one per node
-//   (see policy/evaluator.hpp for how virtual nodes on one host are told apart).
+// - gpu_policies() is one policy per GPU of every node, cpu_policies() one per CPU of every
+//   node, hostname_policies() one per node (see policy/evaluator.hpp for how virtual nodes on
+//   one host are told apart).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,7 @@ public:
     /// The primary node (node 0: global services and the head).
     [[nodiscard]] const node_info& primary() const { return nodes_.at(0); }
     [[nodiscard]] std::vector<policy> gpu_policies() const;
+    [[nodiscard]] std::vector<policy> cpu_policies() const;
     [[nodiscard]] std::vector<policy> hostname_policies() const;
 
 private:
