@@ -1,5 +1,5 @@
 // support.hpp - helpers for tests: forked children with a watchdog; a private dragonx config
-// file; a temporary directory.
+// file; a temporary directory; an environment variable set for a scope.
 //
 // Notes:
 // - A child runs a function and exits with 0 on success, 1 when it returned false, 2 when
@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include <dragonx/common/error.hpp>
 
@@ -169,46 +171,53 @@ private:
     std::filesystem::path path_;
 };
 
+/// Sets (or unsets, with std::nullopt) an environment variable; restores it when destroyed.
+class env_guard {
+public:
+    env_guard(std::string name, const std::optional<std::string>& value) : name_(std::move(name))
+    {
+        if (const char* old = std::getenv(name_.c_str()); old != nullptr) {
+            old_ = old;
+        }
+        set(value);
+    }
+    env_guard(const env_guard&) = delete;
+    env_guard& operator=(const env_guard&) = delete;
+    ~env_guard() { set(old_); }
+
+    void set(const std::optional<std::string>& value)
+    {
+        if (value) {
+            ::setenv(name_.c_str(), value->c_str(), 1);
+        } else {
+            ::unsetenv(name_.c_str());
+        }
+    }
+
+private:
+    std::string name_;
+    std::optional<std::string> old_;
+};
+
 /// A fresh temporary directory, with DRAGONX_CONFIG naming the file `relative` inside it for
 /// this object's lifetime, so that the user's own `dragonx config` stays out of the test.
 /// The file itself is not created; the directory goes, with everything in it, at the end.
 class scoped_config_file {
 public:
     explicit scoped_config_file(const std::string& relative = "config")
+        : file_(dir_.path() / relative), config_("DRAGONX_CONFIG", file_.string())
     {
-        char name[] = "/tmp/dragonx-config-test-XXXXXX";
-        if (::mkdtemp(name) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        dir_ = name;
-        file_ = dir_ / relative;
-        if (const char* old = std::getenv("DRAGONX_CONFIG")) {
-            old_ = old;
-        }
-        ::setenv("DRAGONX_CONFIG", file_.c_str(), 1);
-    }
-    scoped_config_file(const scoped_config_file&) = delete;
-    scoped_config_file& operator=(const scoped_config_file&) = delete;
-    ~scoped_config_file()
-    {
-        if (old_) {
-            ::setenv("DRAGONX_CONFIG", old_->c_str(), 1);
-        } else {
-            ::unsetenv("DRAGONX_CONFIG");
-        }
-        std::error_code ec;
-        std::filesystem::remove_all(dir_, ec);
     }
 
-    [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
+    [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_.path(); }
     [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
     /// Replaces the file's contents (its directory must exist).
     void write(const std::string& text) const { std::ofstream(file_) << text; }
 
 private:
-    std::filesystem::path dir_;
+    temp_dir dir_;
     std::filesystem::path file_;
-    std::optional<std::string> old_;
+    env_guard config_;  // restored before the directory goes
 };
 
 }  // namespace dragonx::test

@@ -26,6 +26,8 @@
 
 #include <dragonx/policy/discovery.hpp>
 
+#include "support.hpp"
+
 using dragonx::discovery_options;
 using dragonx::gpu_inventory;
 using dragonx::gpu_vendor;
@@ -33,74 +35,25 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Sets (or unsets, with std::nullopt) an environment variable; restores it when destroyed.
-class env_guard {
-public:
-    env_guard(std::string name, const std::optional<std::string>& value) : name_(std::move(name))
-    {
-        if (const char* old = std::getenv(name_.c_str()); old != nullptr) {
-            old_ = old;
-        }
-        set(value);
-    }
-    env_guard(const env_guard&) = delete;
-    env_guard& operator=(const env_guard&) = delete;
-    ~env_guard() { set(old_); }
+using dragonx::test::env_guard;
+using dragonx::test::temp_dir;
 
-    void set(const std::optional<std::string>& value)
+// Writes an executable /bin/sh script `name` with `body` into `dir`.
+void add_tool(const temp_dir& dir, const std::string& name, const std::string& body)
+{
+    const auto file = dir.path() / name;
     {
-        if (value) {
-            ::setenv(name_.c_str(), value->c_str(), 1);
-        } else {
-            ::unsetenv(name_.c_str());
-        }
+        std::ofstream out(file);
+        out << "#!/bin/sh\n" << body << "\n";
     }
-
-private:
-    std::string name_;
-    std::optional<std::string> old_;
-};
-
-// A fresh directory under /tmp, removed with its contents when destroyed.
-class temp_dir {
-public:
-    temp_dir()
-    {
-        char name[] = "/tmp/dragonx-policy-test-XXXXXX";
-        if (::mkdtemp(name) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        path_ = name;
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    ~temp_dir()
-    {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    [[nodiscard]] const std::string& path() const noexcept { return path_; }
-
-    // Writes an executable /bin/sh script `name` with `body`.
-    void add_tool(const std::string& name, const std::string& body) const
-    {
-        const std::string file = path_ + "/" + name;
-        {
-            std::ofstream out(file);
-            out << "#!/bin/sh\n" << body << "\n";
-        }
-        REQUIRE(::chmod(file.c_str(), 0755) == 0);
-    }
-
-private:
-    std::string path_;
-};
+    REQUIRE(::chmod(file.c_str(), 0755) == 0);
+}
 
 // The test's environment: PATH is only `dir` (the fake scripts name /bin/sh and /bin/sleep
 // in full) and no visibility variable is set.
 struct probe_environment {
     explicit probe_environment(const temp_dir& dir)
-        : path("PATH", dir.path()), cuda("CUDA_VISIBLE_DEVICES", std::nullopt),
+        : path("PATH", dir.path().string()), cuda("CUDA_VISIBLE_DEVICES", std::nullopt),
           rocr("ROCR_VISIBLE_DEVICES", std::nullopt), ze("ZE_AFFINITY_MASK", std::nullopt)
     {
     }
@@ -154,7 +107,7 @@ TEST_CASE("nvidia-smi -L: one GPU per 'GPU ' line, restricted by CUDA_VISIBLE_DE
           "[policy][discovery]")
 {
     temp_dir dir;
-    dir.add_tool("nvidia-smi", std::string("[ \"$1\" = -L ] || exit 3\n") + nvidia_four);
+    add_tool(dir, "nvidia-smi", std::string("[ \"$1\" = -L ] || exit 3\n") + nvidia_four);
     probe_environment env(dir);
 
     CHECK(dragonx::discover_gpus() == gpu_inventory{gpu_vendor::nvidia, {0, 1, 2, 3}});
@@ -195,22 +148,22 @@ TEST_CASE("rocm-smi and xpu-smi are asked when nvidia-smi is absent", "[policy][
 
     SECTION("amd")
     {
-        dir.add_tool("rocm-smi", rocm_two);
+        add_tool(dir, "rocm-smi", rocm_two);
         CHECK(dragonx::discover_gpus() == gpu_inventory{gpu_vendor::amd, {0, 1}});
         env.rocr.set("1");
         CHECK(dragonx::discover_gpus() == gpu_inventory{gpu_vendor::amd, {1}});
     }
     SECTION("intel")
     {
-        dir.add_tool("xpu-smi", xpu_two);
+        add_tool(dir, "xpu-smi", xpu_two);
         CHECK(dragonx::discover_gpus() == gpu_inventory{gpu_vendor::intel, {0, 1}});
         env.ze.set("0");
         CHECK(dragonx::discover_gpus() == gpu_inventory{gpu_vendor::intel, {0}});
     }
     SECTION("nvidia first when several answer")
     {
-        dir.add_tool("rocm-smi", rocm_two);
-        dir.add_tool("nvidia-smi", nvidia_four);
+        add_tool(dir, "rocm-smi", rocm_two);
+        add_tool(dir, "nvidia-smi", nvidia_four);
         CHECK(dragonx::discover_gpus().vendor == gpu_vendor::nvidia);
     }
 }
@@ -222,19 +175,19 @@ TEST_CASE("a failing or empty tool means no GPUs of that vendor", "[policy][disc
 
     SECTION("non-zero exit, even with GPU lines")
     {
-        dir.add_tool("nvidia-smi", std::string(nvidia_four) + "\nexit 9");
+        add_tool(dir, "nvidia-smi", std::string(nvidia_four) + "\nexit 9");
         CHECK(dragonx::discover_gpus() == gpu_inventory{});
     }
     SECTION("no GPU lines: the next vendor is asked")
     {
-        dir.add_tool("nvidia-smi", "echo 'No devices were found'");
-        dir.add_tool("rocm-smi", rocm_two);
+        add_tool(dir, "nvidia-smi", "echo 'No devices were found'");
+        add_tool(dir, "rocm-smi", rocm_two);
         CHECK(dragonx::discover_gpus().vendor == gpu_vendor::amd);
     }
     SECTION("not executable")
     {
-        dir.add_tool("nvidia-smi", nvidia_four);
-        REQUIRE(::chmod((dir.path() + "/nvidia-smi").c_str(), 0644) == 0);
+        add_tool(dir, "nvidia-smi", nvidia_four);
+        REQUIRE(::chmod((dir.path() / "nvidia-smi").c_str(), 0644) == 0);
         CHECK(dragonx::discover_gpus() == gpu_inventory{});
     }
 }
@@ -243,14 +196,14 @@ TEST_CASE("a hung tool is killed at the timeout, with what it started", "[policy
 {
     temp_dir dir;
     probe_environment env(dir);
-    const std::string pids = dir.path() + "/pids";
+    const std::string pids = (dir.path() / "pids").string();
     // A grandchild in the background, then the tool itself hangs with stdout open.
-    dir.add_tool("nvidia-smi", "/bin/sleep 30 >/dev/null &\n"
+    add_tool(dir, "nvidia-smi", "/bin/sleep 30 >/dev/null &\n"
                                "echo $! > " + pids + "\n"
                                "echo $$ >> " + pids + "\n"
                                "echo 'GPU 0: x'\n"
                                "exec /bin/sleep 30");
-    dir.add_tool("rocm-smi", rocm_two);
+    add_tool(dir, "rocm-smi", rocm_two);
 
     const auto start = std::chrono::steady_clock::now();
     const auto found = dragonx::discover_gpus(discovery_options{.tool_timeout = 300ms});
@@ -273,7 +226,7 @@ TEST_CASE("discover_local_node: this process's CPUs, memory, and the given ident
           "[policy][discovery]")
 {
     temp_dir dir;
-    dir.add_tool("nvidia-smi", nvidia_four);
+    add_tool(dir, "nvidia-smi", nvidia_four);
     probe_environment env(dir);
     env.cuda.set("2");
 
