@@ -425,19 +425,22 @@ struct transport_agent::impl {
         thread = std::thread([this] { serve(); });
     }
 
-    // The agent's loop: sockets (peers, sessions) and the gateway channel. After any work
-    // it keeps polling both for `busy_window` (yielding the CPU between polls) before it
-    // sleeps in epoll again: a request, its forwarding and its result usually follow each
-    // other within microseconds, and waking a sleeping thread costs tens of them on a small
-    // machine. Before sleeping it sets *asleep and looks at the gateway once more; a process
-    // that sent after that sees the word set and rings (store, fence, load on both sides).
+    // The agent's loop: sockets (peers, sessions), the gateway channel and the link's own
+    // progress (ofi polls its completion queue). After any work it keeps polling them for
+    // `busy_window` (yielding the CPU between polls) before it sleeps in epoll again: a
+    // request, its forwarding and its result usually follow each other within microseconds,
+    // and waking a sleeping thread costs tens of them on a small machine. Before sleeping it
+    // sets *asleep and looks at the gateway once more, and the link arms its wake-up; a
+    // process that sent after that sees the word set and rings (store, fence, load on both
+    // sides).
     void serve()
     {
         using clock = std::chrono::steady_clock;
         constexpr auto busy_window = std::chrono::microseconds(200);
         auto last_work = clock::now();
         while (!io.stopped()) {
-            const bool worked = io.poll() + drain_gateway() > 0;
+            const bool link_worked = link->poll();
+            const bool worked = io.poll() + drain_gateway() > 0 || link_worked;
             if (link_held && clock::now() - held_since >= result_linger) {
                 release_link();
             }
@@ -452,7 +455,7 @@ struct transport_agent::impl {
             release_link();  // never sleep on a held result
             asleep->store(1, std::memory_order_relaxed);
             std::atomic_thread_fence(std::memory_order_seq_cst);
-            if (drain_gateway() == 0) {
+            if (drain_gateway() == 0 && link->prepare_to_sleep()) {
                 io.run_one();
             }
             asleep->store(0, std::memory_order_relaxed);

@@ -14,12 +14,13 @@ std::unique_ptr<peer_link> make_link(asio::io_context& io, const agent_config& c
         return make_tcp_link(io, config.secret, config.node, config.listen_address,
                              config.advertised_host);
     }
-    if (config.transport == "ofi") {
-        return make_ofi_link(io, config.secret, config.node, "", config.advertised_host);
-    }
-    if (config.transport.starts_with("ofi:")) {
-        return make_ofi_link(io, config.secret, config.node, config.transport.substr(4),
-                             config.advertised_host);
+    if (config.transport == "ofi" || config.transport.starts_with("ofi:")) {
+        // The agent polls the link while it is busy (transport_agent::impl::serve).
+        return make_ofi_link(io, config.secret, config.node,
+                             {.provider = config.transport == "ofi" ? ""
+                                                                    : config.transport.substr(4),
+                              .bind_address = config.advertised_host,
+                              .owner_polls = true});
     }
     throw_error(errc::invalid_argument, "unknown transport '" + config.transport +
                                             "' (tcp, ofi or ofi:<provider>)");

@@ -53,6 +53,12 @@ struct ofi_link_options {
     /// also what happens, with a notice in the log, when the provider's completion queues
     /// have no FI_WAIT_FD.
     bool use_wait_fd = true;
+    /// True: the owner drives progress (the transport agent). It calls poll() while busy and
+    /// prepare_to_sleep() before each blocking run of the io_context; the wait fd (or poll
+    /// timer) is armed only there. Polling the queue directly skips the provider's wake-up
+    /// signals and the re-arming of the fd for every completion. False: the link re-arms its
+    /// wait after every progress and works under a plain io_context::run().
+    bool owner_polls = false;
 };
 
 /// An ofi_link for node `my_node`. Throws errc::no_transport when libfabric cannot be loaded

@@ -60,6 +60,14 @@ public:
     /// one segment). A hint: a link may write at once anyway.
     virtual void cork() {}
     virtual void uncork() {}
+    /// Progress for a link whose owner drives it (ofi: a completion queue is polled, not
+    /// waited on, while there is work): poll() does what can be done now without waiting and
+    /// says whether anything happened; prepare_to_sleep() is called before the owner blocks in
+    /// the io_context and arms whatever wakes it for the link's next event, or returns false
+    /// when there is work already (poll again instead of sleeping). Links driven by their
+    /// own io_context handlers (tcp) keep these defaults.
+    virtual bool poll() { return false; }
+    virtual bool prepare_to_sleep() { return true; }
     /// Stops; no handler is called afterwards.
     virtual void close() = 0;
 };

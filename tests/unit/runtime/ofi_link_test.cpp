@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -487,6 +488,100 @@ TEST_CASE("ofi link: without a wait fd, polling still delivers", "[ofi]")
     for (std::uint64_t i = 0; i < 100; ++i) {
         CHECK(frame_ok(i, at_b.frames[i].second));
     }
+}
+
+/// Drives `links` as the transport agent does (owner_polls): polls them while there is work
+/// and for a millisecond after, then lets each arm its wake-up and sleeps in `io` for up to
+/// `nap`. Until `done()` or `limit`; false on timeout.
+template <class Pred>
+bool drive_until(asio::io_context& io, std::initializer_list<rt::peer_link*> links, Pred done,
+                 std::chrono::milliseconds limit = 60s, std::chrono::milliseconds nap = 10ms)
+{
+    using clock = std::chrono::steady_clock;
+    const auto until = clock::now() + limit;
+    auto last_work = clock::now();
+    while (!done()) {
+        const auto now = clock::now();
+        if (now > until) {
+            return false;
+        }
+        bool worked = false;
+        for (auto* link : links) {
+            worked = link->poll() || worked;
+        }
+        io.restart();
+        worked = io.poll() > 0 || worked;
+        if (worked) {
+            last_work = now;
+            continue;
+        }
+        if (now - last_work < 1ms) {
+            continue;
+        }
+        bool may_sleep = true;
+        for (auto* link : links) {
+            may_sleep = link->prepare_to_sleep() && may_sleep;
+        }
+        if (may_sleep) {
+            io.run_one_for(nap);
+            last_work = clock::now();
+        }
+    }
+    return true;
+}
+
+TEST_CASE("ofi link: driven by its owner, frames arrive in order and an idle link sleeps",
+          "[ofi]")
+{
+    link_pair p([](rt::ofi_link_options& options) { options.owner_polls = true; });
+    std::uint64_t next = 0;
+    bool in_order = true;
+    p.at_b.keep_bytes = false;
+    p.at_b.check = [&](std::uint32_t, std::span<const std::byte> frame) {
+        in_order = in_order && frame_ok(next, frame);
+        ++next;
+    };
+    constexpr std::uint64_t burst = 2000;
+    for (std::uint64_t i = 0; i < burst; ++i) {
+        send_one(*p.a, 1, make_frame(i, i % 200 == 7 ? 300000 : 8 + i % 500));
+    }
+    REQUIRE(drive_until(p.io, {p.a.get(), p.b.get()}, [&] { return p.at_b.count == burst; }));
+    CHECK(in_order);
+
+    // Idle, it sleeps on what prepare_to_sleep() armed, and a frame from another link wakes it.
+    drive_until(
+        p.io, {p.a.get(), p.b.get()}, [] { return false; }, 200ms);
+    const auto cpu_before = cpu_time();
+    const auto wall_before = std::chrono::steady_clock::now();
+    drive_until(
+        p.io, {p.a.get(), p.b.get()}, [] { return false; }, 1s);
+    const auto cpu = cpu_time() - cpu_before;
+    const auto wall = std::chrono::steady_clock::now() - wall_before;
+    INFO("CPU " << cpu.count() << " us in "
+                << std::chrono::duration_cast<std::chrono::microseconds>(wall).count()
+                << " us of idle wall time");
+    CHECK(cpu < wall / 10);
+
+    std::thread sender([&] {
+        std::this_thread::sleep_for(100ms);
+        asio::io_context io;
+        auto c = rt::make_ofi_link(io, p.secret, 2, loopback(p.lib));
+        c->start({.on_frame = [](std::uint32_t, std::span<const std::byte>) {},
+                  .on_lost = [](std::uint32_t, const std::string&) {}});
+        c->set_peers({p.a->address(), p.b->address(), c->address()});
+        send_one(*c, 1, make_frame(burst, 8));
+        run_until(
+            io, [] { return false; }, 500ms);  // its own progress: connect and send
+    });
+    // Naps of 8 s: only the armed wait fd can end one in time.
+    const auto started = std::chrono::steady_clock::now();
+    const bool woke = drive_until(
+        p.io, {p.a.get(), p.b.get()}, [&] { return p.at_b.count == burst + 1; }, 20s, 8s);
+    const auto took = std::chrono::steady_clock::now() - started;
+    sender.join();
+    REQUIRE(woke);
+    CHECK(took < 4s);
+    CHECK(in_order);
 }
 
 TEST_CASE("ofi link: two processes, and the death of one", "[ofi][multiprocess]")
