@@ -289,6 +289,23 @@ std::chrono::microseconds cpu_time()
     return micro(usage.ru_utime) + micro(usage.ru_stime);
 }
 
+/// A thread that, after 100 ms, sends one 8-byte frame numbered `index` to node 1 of `p` from
+/// a third link (node 2) of the same run, driving that link itself for half a second.
+std::thread send_later_from_node2(link_pair& p, std::uint64_t index)
+{
+    return std::thread([&p, index] {
+        std::this_thread::sleep_for(100ms);
+        asio::io_context io;
+        auto c = rt::make_ofi_link(io, p.secret, 2, loopback(p.lib));
+        c->start({.on_frame = [](std::uint32_t, std::span<const std::byte>) {},
+                  .on_lost = [](std::uint32_t, const std::string&) {}});
+        c->set_peers({p.a->address(), p.b->address(), c->address()});
+        send_one(*c, 1, make_frame(index, 8));
+        run_until(
+            io, [] { return false; }, 500ms);  // its own progress: connect and send
+    });
+}
+
 TEST_CASE("ofi link: an idle link sleeps on its wait fd, and wakes for a frame", "[ofi]")
 {
     link_pair p;
@@ -311,17 +328,7 @@ TEST_CASE("ofi link: an idle link sleeps on its wait fd, and wakes for a frame",
     CHECK(cpu < wall / 10);  // busy polling would use all of it
 
     // A frame sent from another thread's link wakes the sleeping one at once.
-    std::thread sender([&] {
-        std::this_thread::sleep_for(100ms);
-        asio::io_context io;
-        auto c = rt::make_ofi_link(io, p.secret, 2, loopback(p.lib));
-        c->start({.on_frame = [](std::uint32_t, std::span<const std::byte>) {},
-                  .on_lost = [](std::uint32_t, const std::string&) {}});
-        c->set_peers({p.a->address(), p.b->address(), c->address()});
-        send_one(*c, 1, make_frame(7, 8));
-        run_until(
-            io, [] { return false; }, 500ms);  // its own progress: connect and send
-    });
+    auto sender = send_later_from_node2(p, 7);
     const bool woke = run_until(
         p.io, [&] { return p.at_b.count == 2; }, 10s);
     sender.join();
@@ -562,17 +569,7 @@ TEST_CASE("ofi link: driven by its owner, frames arrive in order and an idle lin
                 << " us of idle wall time");
     CHECK(cpu < wall / 10);
 
-    std::thread sender([&] {
-        std::this_thread::sleep_for(100ms);
-        asio::io_context io;
-        auto c = rt::make_ofi_link(io, p.secret, 2, loopback(p.lib));
-        c->start({.on_frame = [](std::uint32_t, std::span<const std::byte>) {},
-                  .on_lost = [](std::uint32_t, const std::string&) {}});
-        c->set_peers({p.a->address(), p.b->address(), c->address()});
-        send_one(*c, 1, make_frame(burst, 8));
-        run_until(
-            io, [] { return false; }, 500ms);  // its own progress: connect and send
-    });
+    auto sender = send_later_from_node2(p, burst);
     // Naps of 8 s: only the armed wait fd can end one in time.
     const auto started = std::chrono::steady_clock::now();
     const bool woke = drive_until(
