@@ -529,9 +529,8 @@ bool drive_until(asio::io_context& io, std::initializer_list<rt::peer_link*> lin
         for (auto* link : links) {
             may_sleep = link->prepare_to_sleep() && may_sleep;
         }
-        if (may_sleep) {
-            io.run_one_for(nap);
-            last_work = clock::now();
+        if (may_sleep && io.run_one_for(nap) > 0) {
+            last_work = clock::now();  // woken by an event: busy again for a while
         }
     }
     return true;
