@@ -48,8 +48,12 @@ constexpr std::size_t max_cached_channels = 1024;
 constexpr std::uint64_t gateway_pool_size = 256u << 20;
 constexpr std::uint32_t gateway_capacity = 256;
 constexpr std::uint32_t gateway_slot = 512;
-/// How long a result for a peer may wait for a request to the same peer (hold_link()).
-constexpr std::chrono::microseconds result_linger{4};
+/// How long a result for a peer may wait for a request to the same peer (hold_link()): until
+/// the agent has been idle for `result_linger`, and never longer than `result_linger_cap`.
+/// Idle time, not time since the hold: the agent's own work (a libfabric send and its
+/// completions take several microseconds) delays the local process that is about to answer.
+constexpr std::chrono::microseconds result_linger{8};
+constexpr std::chrono::microseconds result_linger_cap{25};
 /// Gateway messages taken per turn of the loop, so sockets get their turn too.
 constexpr std::size_t max_gateway_batch = 64;
 constexpr std::size_t max_waiter_threads = 256;
@@ -441,14 +445,18 @@ struct transport_agent::impl {
         while (!io.stopped()) {
             const bool link_worked = link->poll();
             const bool worked = io.poll() + drain_gateway() > 0 || link_worked;
-            if (link_held && clock::now() - held_since >= result_linger) {
+            const auto now = clock::now();
+            if (worked) {
+                last_work = now;
+            }
+            if (link_held &&
+                (now - last_work >= result_linger || now - held_since >= result_linger_cap)) {
                 release_link();
             }
             if (worked) {
-                last_work = clock::now();
                 continue;
             }
-            if (clock::now() - last_work < busy_window) {
+            if (now - last_work < busy_window) {
                 std::this_thread::yield();
                 continue;
             }
@@ -610,9 +618,10 @@ struct transport_agent::impl {
         release_link();
     }
 
-    // A result for a peer lingers up to `result_linger` (corked): the process that just got
-    // a message often answers at once (an RPC, a DDict request), and its request then
-    // leaves with the result in one write and one segment. A request flushes at once.
+    // A result for a peer lingers (corked) until the agent has been idle for `result_linger`:
+    // the process that just got a message often answers at once (an RPC, a DDict request),
+    // and its request then leaves with the result in one write (tcp) or one message (ofi).
+    // A request flushes at once.
     void hold_link()
     {
         if (!link_held) {

@@ -6,7 +6,10 @@
 //   architecture.
 // - Small frames (payload <= eager_payload) go as one message, header and payload, with the
 //   fixed eager_tag, into a ring of receive buffers kept posted (eager_slot); on_frame reads
-//   the payload where it landed.
+//   the payload where it landed. Small frames queued together for one node (while the link
+//   is corked, or while the provider refuses sends) share one message, back to back, up to
+//   the size of an eager buffer: one send, one receive and one completion for a result and
+//   the request that follows it.
 // - Large frames: the header goes alone, eagerly, announcing the length and a tag used by
 //   this frame only; the payload follows as a second message with that tag, and lands in a
 //   buffer allocated for exactly that size by a receive posted when the header arrives (rxm
@@ -142,7 +145,8 @@ struct large_recv {
 };
 
 /// A frame being sent: header and payload in one buffer. The header (with the payload when
-/// small) is one message, the payload of a large frame a second one.
+/// small) is one message, the payload of a large frame a second one. Small frames queued
+/// behind a small one may be merged into its message (ofi_link::coalesce).
 struct out_frame {
     op_context header_op;
     op_context payload_op;
@@ -152,7 +156,8 @@ struct out_frame {
     bool header_posted = false;
     bool payload_posted = false;
     int outstanding = 0;  // posted messages not yet completed
-    std::size_t payload = 0;
+    std::size_t payload = 0;      // of a large frame: the second message's bytes
+    std::size_t eager_bytes = 0;  // the first message's bytes, from the start of `bytes`
     std::unique_ptr<std::byte[]> bytes;
 
     [[nodiscard]] bool fully_posted() const noexcept
@@ -273,6 +278,8 @@ public:
     void start(handlers h) override;
     void set_peers(std::vector<std::string> addresses) override;
     void send(std::uint32_t node, std::span<const std::span<const std::byte>> parts) override;
+    void cork() override { corked_ = true; }
+    void uncork() override;
     void close() override;
     bool poll() override;
     bool prepare_to_sleep() override;
@@ -302,6 +309,7 @@ private:
     void drop(const std::string& why);
     // Sending.
     void pump(std::uint32_t node);
+    void coalesce(peer& p);
     void pump_blocked();
     void schedule_retry();
     void on_sent(out_frame& f, bool ok, const std::string& why);
@@ -333,6 +341,8 @@ private:
     bool started_ = false;
     bool closing_ = false;  // close() is flushing sends: no more handlers
     bool closed_ = false;   // the fabric objects are closed
+    bool corked_ = false;   // cork(): frames queue, unposted, until uncork()
+    std::vector<std::uint32_t> corked_nodes_;  // nodes given frames while corked
     std::uint64_t dropped_ = 0;
 
     // Buffers the provider may be writing: declared before the fabric objects, so that they
@@ -551,6 +561,7 @@ void ofi_link::send(std::uint32_t node, std::span<const std::span<const std::byt
     f->generation = p.generation;
     f->large = total > eager_payload;
     f->payload = total;
+    f->eager_bytes = header_bytes + (f->large ? 0 : total);
     f->bytes = std::make_unique_for_overwrite<std::byte[]>(header_bytes + total);
     frame_header h{};
     h.magic = frame_magic;
@@ -570,8 +581,23 @@ void ofi_link::send(std::uint32_t node, std::span<const std::span<const std::byt
         }
     }
     p.queue.push_back(std::move(f));
-    if (p.queue.size() == 1) {
+    if (p.queue.size() != 1) {
+        return;  // pump() or uncork() posts it after those before it
+    }
+    if (corked_) {
+        corked_nodes_.push_back(node);
+    } else {
         pump(node);
+    }
+}
+
+void ofi_link::uncork()
+{
+    corked_ = false;
+    for (auto nodes = std::exchange(corked_nodes_, {}); const std::uint32_t node : nodes) {
+        if (!closed_ && !peers_[node].blocked) {
+            pump(node);
+        }
     }
 }
 
@@ -824,32 +850,45 @@ void ofi_link::post_waiting_receives()
     }
 }
 
+// An eager message: one frame, or several small ones back to back (coalesce()). A large
+// frame's header always travels alone.
 void ofi_link::on_eager(eager_slot& slot, std::size_t length)
 {
     if (length < header_bytes) {
         drop("a message of " + std::to_string(length) + " bytes, shorter than a frame header");
         return;
     }
-    frame_header h;
-    std::memcpy(&h, slot.buffer.get(), header_bytes);
-    if (h.magic != frame_magic) {
-        drop("a message that is not a dragonx frame");
-        return;
+    const std::byte* message = slot.buffer.get();
+    std::size_t at = 0;
+    while (at < length && !closed_) {
+        const std::size_t left = length - at;
+        if (left < header_bytes) {
+            drop("a message whose last " + std::to_string(left) + " bytes are not a frame");
+            return;
+        }
+        frame_header h;
+        std::memcpy(&h, message + at, header_bytes);
+        if (h.magic != frame_magic) {
+            drop("a message that is not a dragonx frame");
+            return;
+        }
+        if (!same_token(h.token, token_)) {
+            drop("a frame from node " + std::to_string(h.from) + " of another run (wrong token)");
+            return;
+        }
+        if (h.payload_tag == 0 && h.length > left - header_bytes) {
+            drop("a frame from node " + std::to_string(h.from) + " whose length is wrong");
+            return;
+        }
+        if (h.payload_tag != 0 && (length != header_bytes || h.length > max_link_frame ||
+                                   (h.payload_tag & large_flag_) == 0)) {
+            drop("a malformed large-frame header from node " + std::to_string(h.from));
+            return;
+        }
+        const std::size_t payload = h.payload_tag == 0 ? h.length : 0;
+        accept(h, std::span(message + at + header_bytes, payload));
+        at += header_bytes + payload;
     }
-    if (!same_token(h.token, token_)) {
-        drop("a frame from node " + std::to_string(h.from) + " of another run (wrong token)");
-        return;
-    }
-    if (h.payload_tag == 0 && length != header_bytes + h.length) {
-        drop("a frame from node " + std::to_string(h.from) + " whose length is wrong");
-        return;
-    }
-    if (h.payload_tag != 0 && (length != header_bytes || h.length > max_link_frame ||
-                               (h.payload_tag & large_flag_) == 0)) {
-        drop("a malformed large-frame header from node " + std::to_string(h.from));
-        return;
-    }
-    accept(h, std::span(slot.buffer.get() + header_bytes, length - header_bytes));
 }
 
 void ofi_link::accept(const frame_header& h, std::span<const std::byte> payload)
@@ -1003,9 +1042,11 @@ void ofi_link::pump(std::uint32_t node)
     while (!p.queue.empty() && !closed_) {
         out_frame& f = *p.queue.front();
         if (!f.header_posted) {
-            const std::size_t length = header_bytes + (f.large ? 0 : f.payload);
-            const ssize_t r = fi_tsend(ep_.get(), f.bytes.get(), length, nullptr, p.addr, eager_tag,
-                                       &f.header_op.fi);
+            if (!f.large) {
+                coalesce(p);
+            }
+            const ssize_t r = fi_tsend(ep_.get(), f.bytes.get(), f.eager_bytes, nullptr, p.addr,
+                                       eager_tag, &f.header_op.fi);
             if (r == -FI_EAGAIN) {
                 return blocked();
             }
@@ -1036,6 +1077,33 @@ void ofi_link::pump(std::uint32_t node)
         kick();  // read its completion even if no fd event comes
     }
     p.blocked = false;
+}
+
+// Merges the small frames queued right behind the small frame at the front (not posted yet)
+// into its message, as long as the message fits an eager buffer.
+void ofi_link::coalesce(peer& p)
+{
+    auto& queue = p.queue;
+    std::size_t total = queue.front()->eager_bytes;
+    std::size_t merged = 1;
+    while (merged < queue.size() && !queue[merged]->large &&
+           total + queue[merged]->eager_bytes <= eager_slot_bytes) {
+        total += queue[merged]->eager_bytes;
+        ++merged;
+    }
+    if (merged == 1) {
+        return;
+    }
+    auto bytes = std::make_unique_for_overwrite<std::byte[]>(total);
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < merged; ++i) {
+        std::memcpy(bytes.get() + at, queue[i]->bytes.get(), queue[i]->eager_bytes);
+        at += queue[i]->eager_bytes;
+    }
+    out_frame& first = *queue.front();
+    first.bytes = std::move(bytes);
+    first.eager_bytes = total;
+    queue.erase(queue.begin() + 1, queue.begin() + static_cast<std::ptrdiff_t>(merged));
 }
 
 void ofi_link::pump_blocked()

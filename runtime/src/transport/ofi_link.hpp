@@ -22,6 +22,8 @@
 // - Must not be destroyed from inside one of its own handlers; close() may be called there.
 //   Handlers must not throw: the exception would leave io_context::run() and the receive
 //   buffer of the frame at hand would not be posted again.
+// - cork(): frames queue unposted until uncork(); then, and whenever the provider made frames
+//   wait, small frames queued together for one node leave as one message.
 // - close() waits up to half a second for sends already handed to the provider (so that a
 //   last frame before shutdown arrives); frames still queued are dropped.
 #pragma once

@@ -580,6 +580,44 @@ TEST_CASE("ofi link: driven by its owner, frames arrive in order and an idle lin
     CHECK(in_order);
 }
 
+TEST_CASE("ofi link: frames sent while corked wait for uncork, then arrive whole and in order",
+          "[ofi]")
+{
+    link_pair p([](rt::ofi_link_options& options) { options.owner_polls = true; });
+    std::uint64_t next = 0;
+    bool in_order = true;
+    p.at_b.check = [&](std::uint32_t, std::span<const std::byte> frame) {
+        in_order = in_order && frame_ok(next, frame);
+        ++next;
+    };
+    // Small frames share messages up to an eager buffer (16 KiB): a run of them, one that
+    // fills a message nearly alone, a large frame between them, an empty one.
+    const std::vector<std::size_t> sizes = {8,  300, 5000, 16000, 8, 0, 1u << 20,
+                                            64, 9000, 9000, 8};
+    p.a->cork();
+    for (std::uint64_t i = 0; i < sizes.size(); ++i) {
+        send_one(*p.a, 1, make_frame(i, sizes[i]));
+    }
+    drive_until(
+        p.io, {p.a.get(), p.b.get()}, [] { return false; }, 200ms);
+    CHECK(p.at_b.count == 0);  // nothing leaves while corked
+    p.a->uncork();
+    REQUIRE(drive_until(p.io, {p.a.get(), p.b.get()},
+                        [&] { return p.at_b.count == sizes.size(); }));
+    CHECK(in_order);
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+        CHECK(p.at_b.frames[i].second.size() == sizes[i]);
+    }
+    // Uncorked, a send leaves at once again.
+    p.a->uncork();
+    send_one(*p.a, 1, make_frame(sizes.size(), 8));
+    REQUIRE(drive_until(p.io, {p.a.get(), p.b.get()},
+                        [&] { return p.at_b.count == sizes.size() + 1; }));
+    CHECK(in_order);
+    CHECK(p.at_a.lost.empty());
+    CHECK(p.at_b.lost.empty());
+}
+
 TEST_CASE("ofi link: two processes, and the death of one", "[ofi][multiprocess]")
 {
     // The child echoes every frame back until killed; addresses travel through pipes.
