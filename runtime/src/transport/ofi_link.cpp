@@ -721,7 +721,8 @@ bool ofi_link::progress_once()
     return completions > 0 || blocked_.size() != blocked;
 }
 
-// Reads the completion queue until it is empty; how many completions it handled.
+// Reads the completion queue until a read finds less than a full batch (a further read would
+// find at most what the provider makes of it meanwhile); how many completions it handled.
 std::size_t ofi_link::drain_completions()
 {
     std::array<fi_cq_tagged_entry, 32> entries;
@@ -746,6 +747,9 @@ std::size_t ofi_link::drain_completions()
         handled += static_cast<std::size_t>(n);
         for (ssize_t i = 0; i < n && !closed_; ++i) {
             on_completion(entries[static_cast<std::size_t>(i)]);
+        }
+        if (static_cast<std::size_t>(n) < entries.size()) {
+            break;  // drained for now: another read would only run the provider's progress again
         }
     }
     return handled;
@@ -1157,9 +1161,11 @@ void ofi_link::schedule_retry()
     }
 }
 
+// Makes sure the completion of what was just posted is read. An owner that polls reads it in
+// its next poll() (it polls again after any work), so only an event-driven link needs this.
 void ofi_link::kick()
 {
-    if (kick_scheduled_ || closed_) {
+    if (options_.owner_polls || kick_scheduled_ || closed_) {
         return;
     }
     kick_scheduled_ = true;
