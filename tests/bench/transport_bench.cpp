@@ -4,6 +4,9 @@
 //
 //   remote_oneway_p50_us   8-byte ping-pong between a process on node 0 and one on node 1,
 //                          each sending into the other's channel: half the round trip, p50
+//   remote_send_8b_per_s   8-byte messages sent by node 0 into a channel of node 1, back to
+//                          back (each send returns when node 1 has it), until the receiver
+//                          has them all: the rate of a stream that nothing answers
 //   remote_bw_1mib_gbps    1 MiB messages sent by node 0 into a channel of node 1, back to
 //                          back, until the receiver has them all (GB/s = 1e9 bytes/s)
 //   fi_pingpong_*          the same two figures from `fi_pingpong -p tcp -e rdm` (libfabric-bin)
@@ -11,7 +14,7 @@
 // Targets (DESIGN.md §11, issue 5): one-way p50 ≤ 15 µs, bandwidth ≥ 2 GB/s.
 //
 // The program is its own head: `dragonx run ... transport_bench --head ITERS COUNT` prints
-// "head P50_US P90_US GBPS", and starts `transport_bench --echo DESC` on node 1.
+// "head P50_US P90_US SENDS_PER_S GBPS", and starts `transport_bench --echo DESC` on node 1.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -39,7 +42,8 @@ constexpr std::size_t big_message = 1 << 20;
 // ---- inside the run ---------------------------------------------------------------------------
 
 // Node 1: owns channel B; echoes every small message from B into A (node 0's channel); after
-// the ping-pong, counts the 1 MiB messages and acknowledges the last one.
+// the ping-pong, takes as many small messages again and acknowledges the last one, then the
+// same for the 1 MiB messages.
 int echo(const std::string& a_desc, int iters, int count)
 {
     auto pool = dragonx::pool::pool::create({.size = 64 << 20});
@@ -51,6 +55,10 @@ int echo(const std::string& a_desc, int iters, int count)
         const auto n = b.recv(small, 30s);
         a.send(std::span<const std::byte>(small, n), 30s);
     }
+    for (int i = 0; i < iters; ++i) {
+        (void)b.recv(small, 30s);
+    }
+    a.send(dragonx::as_bytes("done"), 30s);
     std::vector<std::byte> scratch(64);
     for (int i = 0; i < count; ++i) {
         auto m = b.take(scratch, 60s);
@@ -89,6 +97,14 @@ int head(int iters, int count)
         }
     }
 
+    const auto stream_start = clock_type::now();
+    for (int i = 0; i < iters; ++i) {
+        b.send(ping, 30s);
+    }
+    (void)a.recv(buf, 30s);
+    const double stream_secs =
+        std::chrono::duration<double>(clock_type::now() - stream_start).count();
+
     std::vector<std::byte> message(big_message, std::byte{0x5a});
     const auto t0 = clock_type::now();
     for (int i = 0; i < count; ++i) {
@@ -101,8 +117,8 @@ int head(int iters, int count)
         std::fprintf(stderr, "transport_bench: the echo process failed\n");
         return 1;
     }
-    std::printf("head %.2f %.2f %.3f\n", dragonx::bench::percentile(half_rtt_us, 0.5),
-                dragonx::bench::percentile(half_rtt_us, 0.9),
+    std::printf("head %.2f %.2f %.0f %.3f\n", dragonx::bench::percentile(half_rtt_us, 0.5),
+                dragonx::bench::percentile(half_rtt_us, 0.9), iters / stream_secs,
                 static_cast<double>(count) * big_message / secs / 1e9);
     return 0;
 }
@@ -112,6 +128,7 @@ int head(int iters, int count)
 struct figures {
     double p50_us = 0;
     double p90_us = 0;
+    double sends_per_s = 0;
     double gbps = 0;
 };
 
@@ -127,8 +144,8 @@ std::optional<figures> measure(const std::string& dragonx_exe, const std::string
     int code = 0;
     const auto out = dragonx::bench::capture(args, code);
     figures f;
-    if (code != 0 || std::sscanf(out.c_str(), "head %lf %lf %lf", &f.p50_us, &f.p90_us,
-                                 &f.gbps) != 3) {
+    if (code != 0 || std::sscanf(out.c_str(), "head %lf %lf %lf %lf", &f.p50_us, &f.p90_us,
+                                 &f.sends_per_s, &f.gbps) != 4) {
         std::fprintf(stderr, "transport_bench: the %s run failed (exit %d): %s\n",
                      transport.empty() ? "default" : transport.c_str(), code, out.c_str());
         return std::nullopt;
@@ -166,8 +183,8 @@ int main(int argc, char** argv)
         std::printf("{");
         for (const auto& [t, f] : results) {
             std::printf("\"%s\": {\"remote_oneway_p50_us\": %.2f, \"remote_oneway_p90_us\": "
-                        "%.2f, \"remote_bw_1mib_gbps\": %.3f}, ",
-                        t.c_str(), f.p50_us, f.p90_us, f.gbps);
+                        "%.2f, \"remote_send_8b_per_s\": %.0f, \"remote_bw_1mib_gbps\": %.3f}, ",
+                        t.c_str(), f.p50_us, f.p90_us, f.sends_per_s, f.gbps);
         }
         std::printf("\"fi_pingpong\": {\"oneway_8b_us\": %.2f, \"bw_1mib_gbps\": %.3f}}\n",
                     ref_us, ref_gbps);
@@ -181,6 +198,7 @@ int main(int argc, char** argv)
                 dragonx::bench::figure("  remote_oneway_p50_us", f.p50_us, "us");
             }
             dragonx::bench::figure("  remote_oneway_p90_us", f.p90_us, "us");
+            dragonx::bench::figure("  remote_send_8b_per_s", f.sends_per_s, "/s");
             if (ref_big) {
                 dragonx::bench::figure("  remote_bw_1mib_gbps", f.gbps, "GB/s",
                                        "fi_pingpong tcp rdm", ref_gbps);

@@ -2,6 +2,7 @@
 // node's agent, performed there on the channel, results back.
 #include "agent.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -61,6 +62,28 @@ constexpr std::size_t max_waiter_threads = 256;
 constexpr std::chrono::milliseconds wait_slice{50};
 
 spdlog::logger& logger() { return log::get("transport"); }
+
+/// Whether a result for a peer should linger for a request to the same peer (hold_link()).
+/// It pays when the local process answers at once (a ping-pong, an RPC, a DDict request): one
+/// write or message for both. When nothing follows (a stream of sends), it only delays the
+/// result. A score learns which: a request to the held result's node raises it, a linger
+/// that ran out lowers it; below zero only one result in `explore_every` lingers, so that a
+/// change of pattern is noticed.
+class linger_policy {
+public:
+    [[nodiscard]] bool should_hold() noexcept
+    {
+        return score_ >= 0 || ++skipped_ % explore_every == 0;
+    }
+    void paid_off() noexcept { score_ = std::min(score_ + 2, max_score); }
+    void ran_out() noexcept { score_ = std::max(score_ - 1, -max_score); }
+
+private:
+    static constexpr int max_score = 16;
+    static constexpr unsigned explore_every = 8;
+    int score_ = 0;
+    unsigned skipped_ = 0;
+};
 
 /// Maps keyed by descriptor strings, looked up by string_view without building a string:
 /// the lookups are on every remote operation's path.
@@ -411,7 +434,9 @@ struct transport_agent::impl {
     std::unordered_map<std::uint32_t, std::shared_ptr<client_session>> sessions;
     std::uint32_t next_session = 1;
     bool link_held = false;  // hold_link()
+    std::uint32_t held_for = 0;  // the node of the first result held
     std::chrono::steady_clock::time_point held_since;
+    linger_policy linger;
     std::uint64_t next_id = 1;
     by_descriptor<std::uint32_t> node_of_channel;
     by_descriptor<std::shared_ptr<channels::channel>> local_channels;
@@ -451,6 +476,7 @@ struct transport_agent::impl {
             }
             if (link_held &&
                 (now - last_work >= result_linger || now - held_since >= result_linger_cap)) {
+                linger.ran_out();
                 release_link();
             }
             if (worked) {
@@ -615,18 +641,22 @@ struct transport_agent::impl {
             wire::header_bytes(h), std::as_bytes(std::span(f.channel.data(), f.channel.size())),
             f.payload};
         link->send(node, parts);
+        if (link_held && node == held_for) {
+            linger.paid_off();
+        }
         release_link();
     }
 
-    // A result for a peer lingers (corked) until the agent has been idle for `result_linger`:
-    // the process that just got a message often answers at once (an RPC, a DDict request),
-    // and its request then leaves with the result in one write (tcp) or one message (ofi).
-    // A request flushes at once.
-    void hold_link()
+    // A result for a peer lingers (corked) until the agent has been idle for `result_linger`,
+    // when `linger` says it pays: the process that just got a message often answers at once
+    // (an RPC, a DDict request), and its request then leaves with the result in one write
+    // (tcp) or one message (ofi). A request flushes at once.
+    void hold_link(std::uint32_t node)
     {
-        if (!link_held) {
+        if (!link_held && linger.should_hold()) {
             link->cork();
             link_held = true;
+            held_for = node;
             held_since = std::chrono::steady_clock::now();
         }
     }
@@ -675,7 +705,7 @@ struct transport_agent::impl {
             const auto h = result_header(request, r);
             const std::span<const std::byte> parts[] = {wire::header_bytes(h), r.payload};
             if (!lost.contains(node)) {
-                hold_link();
+                hold_link(node);
                 link->send(node, parts);
             }
         });
