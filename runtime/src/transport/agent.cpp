@@ -2,7 +2,6 @@
 // node's agent, performed there on the channel, results back.
 #include "agent.hpp"
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -32,6 +31,7 @@
 #include "../run_paths.hpp"
 #include "frame_buffer.hpp"
 #include "link_factory.hpp"
+#include "linger_policy.hpp"
 #include "wire.hpp"
 
 namespace dragonx::rt::detail {
@@ -62,28 +62,6 @@ constexpr std::size_t max_waiter_threads = 256;
 constexpr std::chrono::milliseconds wait_slice{50};
 
 spdlog::logger& logger() { return log::get("transport"); }
-
-/// Whether a result for a peer should linger for a request to the same peer (hold_link()).
-/// It pays when the local process answers at once (a ping-pong, an RPC, a DDict request): one
-/// write or message for both. When nothing follows (a stream of sends), it only delays the
-/// result. A score learns which: a request to the held result's node raises it, a linger
-/// that ran out lowers it; below zero only one result in `explore_every` lingers, so that a
-/// change of pattern is noticed.
-class linger_policy {
-public:
-    [[nodiscard]] bool should_hold() noexcept
-    {
-        return score_ >= 0 || ++skipped_ % explore_every == 0;
-    }
-    void paid_off() noexcept { score_ = std::min(score_ + 2, max_score); }
-    void ran_out() noexcept { score_ = std::max(score_ - 1, -max_score); }
-
-private:
-    static constexpr int max_score = 16;
-    static constexpr unsigned explore_every = 8;
-    int score_ = 0;
-    unsigned skipped_ = 0;
-};
 
 /// Maps keyed by descriptor strings, looked up by string_view without building a string:
 /// the lookups are on every remote operation's path.
