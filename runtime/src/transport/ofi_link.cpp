@@ -156,7 +156,7 @@ struct out_frame {
     bool header_posted = false;
     bool payload_posted = false;
     int outstanding = 0;  // posted messages not yet completed
-    std::size_t payload = 0;      // of a large frame: the second message's bytes
+    std::size_t payload = 0;      // bytes after the header (a large frame's second message)
     std::size_t eager_bytes = 0;  // the first message's bytes, from the start of `bytes`
     std::unique_ptr<std::byte[]> bytes;
 
